@@ -1,0 +1,11 @@
+"""Where things live by default, so no script hard-codes a path relative to the working directory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = REPO_ROOT / "Data"
+UNET_CHECKPOINTS = REPO_ROOT / "Unets" / "checkpoints"
+RECON_CHECKPOINTS = REPO_ROOT / "SSL_convLSTM_Reconstructor" / "checkpoints"
+MASK_SIMVP_CHECKPOINTS = REPO_ROOT / "SSL_convLSTM_Reconstructor" / "checkpoints_mask_simvp"
+RESULTS_ROOT = REPO_ROOT / "results"
