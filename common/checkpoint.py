@@ -5,8 +5,6 @@ A checkpoint is a dict {kind, model, optimizer, epoch, best_metric, config, ...}
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,22 +20,6 @@ class RebuildableModel(Protocol):
 
     @classmethod
     def from_config(cls, config: dict) -> nn.Module: ...
-
-
-def atomic_torch_save(obj: Any, path: Path | str) -> None:
-    """torch.save to a temporary file in the same folder, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def unwrap(model: nn.Module) -> nn.Module:

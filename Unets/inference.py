@@ -1,0 +1,229 @@
+"""Forecast the mask of frame 21 for every video of a split, with any of the repo's predictors.
+
+The four `inference_*` scripts are presets of this one implementation. On val, every run
+also scores the frame-10 baseline and the oracle (the U-Net on the true frame 21) on the
+same videos, so a predictor is never compared on different data.
+
+Predictors:
+  frame10_baseline    the U-Net's mask of frame 10, used as the answer for frame 21
+  reconstructor       the ConvLSTM predicts RGB frame 21, the U-Net segments it
+  mask_simvp          the U-Net segments frames 0..10, a SimVP-style model forecasts the mask
+  mask_extrapolation  the U-Net segments frames 0..10, objects are moved by their velocity
+  oracle              the U-Net on the true frame 21 (val only: an upper bound)
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from common.checkpoint import load_model
+from common.errors import UserInputError, run_cli
+from common.io import atomic_torch_save, atomic_write_json
+from common.metrics import jaccard_index, per_class_iou
+from common.paths import DATA_ROOT, MASK_SIMVP_CHECKPOINTS, RECON_CHECKPOINTS, RESULTS_ROOT, UNET_CHECKPOINTS
+from common.runtime import pick_device
+from Data.datasets import ForecastVideos
+from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES
+from Unets.segmentation import segment
+from Unets.unet_model import UNet
+
+log = logging.getLogger("inference")
+
+PREDICTORS = ("frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation")
+REFERENCE_ROWS = ("frame10_baseline", "oracle")   # always scored on val beside the predictor
+TRAIN_COMMANDS = {
+    "unet": "python Unets/train.py",
+    "reconstructor": "python SSL_convLSTM_Reconstructor/train_reconstructor.py",
+    "mask_simvp": "python SSL_convLSTM_Reconstructor/train_mask_predictor.py",
+}
+
+
+def load_segmenter(path: Path, device: torch.device) -> nn.Module:
+    model, ckpt = load_model(path, UNet, TRAIN_COMMANDS["unet"], device)
+    cfg = ckpt["config"]
+    if cfg.get("num_classes") != NUM_CLASSES or cfg.get("in_channels") != 3:
+        raise UserInputError(f"{path}: U-Net has {cfg.get('in_channels')} input channels and "
+                             f"{cfg.get('num_classes')} classes; this task needs 3 and {NUM_CLASSES}")
+    return model
+
+
+def load_reconstructor(path: Path, device: torch.device) -> nn.Module:
+    from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
+    return load_model(path, Reconstructor, TRAIN_COMMANDS["reconstructor"], device)[0]
+
+
+def load_mask_simvp(path: Path, device: torch.device) -> nn.Module:
+    from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
+    return load_model(path, MaskSimVP, TRAIN_COMMANDS["mask_simvp"], device)[0]
+
+
+class Forecaster:
+    """Runs the requested predictors on batches of videos, sharing the U-Net's work between them."""
+
+    def __init__(self, segmenter: nn.Module, reconstructor: nn.Module | None = None,
+                 mask_model: nn.Module | None = None, seg_batch: int = 32) -> None:
+        self.segmenter, self.reconstructor, self.mask_model = segmenter, reconstructor, mask_model
+        self.seg_batch = seg_batch
+        self.device = next(segmenter.parameters()).device
+
+    def _segment(self, images: torch.Tensor) -> torch.Tensor:
+        return segment(self.segmenter, images, self.seg_batch)
+
+    @torch.inference_mode()
+    def predict(self, batch: dict, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        """uint8 masks (B, H, W) of frame 21 for each name in `names` (predictors and 'oracle')."""
+        inputs: torch.Tensor = batch["inputs"]
+        b = len(inputs)
+        out: dict[str, torch.Tensor] = {}
+        masks_in = None
+        if {"mask_simvp", "mask_extrapolation"} & set(names):
+            masks_in = self._segment(inputs.flatten(0, 1)).view(b, NUM_INPUT_FRAMES, *inputs.shape[-2:])
+        for name in names:
+            if name == "frame10_baseline":
+                out[name] = masks_in[:, -1] if masks_in is not None else self._segment(inputs[:, -1])
+            elif name == "oracle":
+                out[name] = self._segment(batch["frame21"])
+            elif name == "reconstructor":
+                frames = self.reconstructor.predict_last_frame(inputs.to(self.device))
+                out[name] = self._segment(frames)
+            elif name == "mask_simvp":
+                logits = self.mask_model(masks_in.long().to(self.device))
+                out[name] = logits.argmax(1).to(torch.uint8).cpu()
+            elif name == "mask_extrapolation":
+                from SSL_convLSTM_Reconstructor.mask_extrapolation import extrapolate_masks
+                out[name] = torch.as_tensor(extrapolate_masks(masks_in.numpy())).to(torch.uint8)
+            else:
+                raise ValueError(f"unknown predictor {name!r}")
+        return out
+
+
+def forecast_split(forecaster: Forecaster, dataset: ForecastVideos, names: Sequence[str], batch_size: int = 8,
+                   workers: int = 0, progress: bool = True) -> dict[str, torch.Tensor]:
+    """uint8 predictions (N, H, W) per name for every video, in the dataset's (ascending id) order."""
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    for batch in tqdm(loader, desc=f"forecasting {dataset.reader.split}", unit="batch", disable=not progress):
+        for name, pred in forecaster.predict(batch, names).items():
+            chunks[name].append(pred)
+    return {n: torch.cat(c) for n, c in chunks.items()}
+
+
+def true_masks(dataset: ForecastVideos) -> torch.Tensor:
+    """True frame-21 masks (N, H, W) of a labeled split, read without decoding any image."""
+    from Data.layout import TARGET_FRAME
+    return torch.stack([torch.from_numpy(dataset.reader.masks(i)[TARGET_FRAME]) for i in range(len(dataset))])
+
+
+def score(predictions: dict[str, torch.Tensor], truth: torch.Tensor) -> tuple[dict, dict]:
+    """Competition Jaccard and per-class IoU of every prediction against the truth."""
+    jaccard = {n: jaccard_index(p, truth) for n, p in predictions.items()}
+    per_class = {n: {str(c): round(v, 4) for c, v in per_class_iou(p, truth).items()} for n, p in predictions.items()}
+    return jaccard, per_class
+
+
+def build_parser(split: str | None = None, predictor: str | None = None) -> argparse.ArgumentParser:
+    """The inference CLI; a preset fixes the split and predictor and shows only the flags it uses."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
+    if split is None:
+        parser.add_argument("--split", choices=["val", "hidden", "train"], default="val",
+                            help="val: score against true masks; hidden: write a submission")
+    if predictor is None:
+        parser.add_argument("--predictor", choices=PREDICTORS, default="mask_extrapolation",
+                            help="the predictor whose masks are saved (predictions.pt / submission.pt)")
+    if split in (None, "val"):
+        parser.add_argument("--compare", nargs="*", choices=PREDICTORS, default=[],
+                            help="more predictors to score side by side on val (the frame-10 baseline and "
+                                 "the oracle are always scored)")
+    parser.add_argument("--saved_seg_model_dir", type=Path, default=UNET_CHECKPOINTS,
+                        help="U-Net checkpoint file, or a folder holding best.pt")
+    if predictor in (None, "reconstructor"):
+        parser.add_argument("--saved_recon_model_dir", type=Path, default=RECON_CHECKPOINTS,
+                            help="reconstructor checkpoint file, or a folder holding best.pt")
+    if predictor in (None, "mask_simvp"):
+        parser.add_argument("--saved_mask_model_dir", type=Path, default=MASK_SIMVP_CHECKPOINTS,
+                            help="mask-SimVP checkpoint file, or a folder holding best.pt")
+    parser.add_argument("--out_dir", type=Path, default=None,
+                        help="where outputs go (default: results/<split>_<predictor>/)")
+    parser.add_argument("--force", action="store_true", help="overwrite outputs already in --out_dir")
+    parser.add_argument("--batch_size", type=int, default=8, help="videos per batch")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
+    parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
+    parser.set_defaults(split=split, predictor=predictor)
+    return parser
+
+
+def run(args: argparse.Namespace, progress: bool = True) -> dict:
+    """Forecast, score (val) and write the outputs; returns the results dict."""
+    split, primary = args.split, args.predictor
+    compare = list(getattr(args, "compare", []) or [])
+    out_dir: Path = args.out_dir or RESULTS_ROOT / f"{split}_{primary}"
+    outputs = (["submission.pt", "video_ids.json"] if split == "hidden"
+               else ["predictions.pt", "video_ids.json", "results.json"])
+    existing = [out_dir / f for f in outputs if (out_dir / f).exists()]
+    if existing and not args.force:
+        raise UserInputError(f"{existing[0]}: already exists; pass --force to overwrite it")
+    labeled = split != "hidden"
+    names = list(dict.fromkeys([primary, *compare, *(REFERENCE_ROWS if labeled else [])]))
+
+    device = pick_device(args.device)
+    segmenter = load_segmenter(args.saved_seg_model_dir, device)
+    # A preset hides the flags of models it does not use; --compare may still ask for them.
+    reconstructor = (load_reconstructor(getattr(args, "saved_recon_model_dir", RECON_CHECKPOINTS), device)
+                     if "reconstructor" in names else None)
+    mask_model = (load_mask_simvp(getattr(args, "saved_mask_model_dir", MASK_SIMVP_CHECKPOINTS), device)
+                  if "mask_simvp" in names else None)
+    use_cache = not args.no_cache
+    dataset = ForecastVideos(args.root_dir, split, use_cache=use_cache)
+
+    t0 = time.monotonic()
+    predictions = forecast_split(Forecaster(segmenter, reconstructor, mask_model), dataset, names,
+                                 args.batch_size, args.workers, progress)
+    seconds = time.monotonic() - t0
+    ids = dataset.video_ids
+    results: dict = {"split": split, "videos": len(ids), "predictor": primary, "seconds": round(seconds, 1)}
+    if labeled:
+        jaccard, per_class = score(predictions, true_masks(dataset))
+        results.update(jaccard=jaccard, per_class_iou=per_class)
+        atomic_torch_save(predictions[primary], out_dir / "predictions.pt")
+        for name in names:
+            if name != primary:
+                atomic_torch_save(predictions[name], out_dir / f"predictions_{name}.pt")
+        atomic_write_json(results, out_dir / "results.json")
+        print_table(jaccard, len(ids))
+    else:
+        atomic_torch_save(predictions[primary], out_dir / "submission.pt")
+        log.info("wrote %s: %d masks of %s", out_dir / "submission.pt", len(ids), primary)
+    atomic_write_json(ids, out_dir / "video_ids.json")
+    return results
+
+
+def print_table(jaccard: dict[str, float], videos: int) -> None:
+    width = max(len(n) for n in jaccard)
+    print(f"\nval Jaccard over {videos} videos")
+    for name, value in jaccard.items():
+        print(f"  {name:<{width}}  {value:.4f}")
+
+
+def main_for(split: str | None = None, predictor: str | None = None,
+             argv: Sequence[str] | None = None) -> None:
+    """Entry point of `inference.py` and of its presets."""
+    def main(argv: Sequence[str] | None) -> dict:
+        return run(build_parser(split, predictor).parse_args(argv))
+    run_cli(main, argv)
+
+
+if __name__ == "__main__":
+    main_for()

@@ -1,0 +1,87 @@
+"""Train the U-Net segmenter on every labeled frame; validate with the competition Jaccard."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from common.errors import UserInputError, run_cli  # noqa: E402
+from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
+from common.training import TrainTask, add_training_args, fit  # noqa: E402
+from Data.datasets import LabeledFrames  # noqa: E402
+from Data.layout import NUM_CLASSES, NUM_FRAMES  # noqa: E402
+from Unets.segmentation import Augmented, evaluate, segmentation_loss  # noqa: E402
+from Unets.unet_model import UNet  # noqa: E402
+
+
+def parse_frames(text: str) -> list[int]:
+    """'0,10,21' or 'all' -> frame indices."""
+    if text == "all":
+        return list(range(NUM_FRAMES))
+    try:
+        frames = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or comma-separated frame numbers, got {text!r}") from None
+    if any(not 0 <= t < NUM_FRAMES for t in frames):
+        raise argparse.ArgumentTypeError(f"frame numbers must be in 0..{NUM_FRAMES - 1}, got {text!r}")
+    return frames
+
+
+def parse_crop(text: str) -> tuple[int, int] | None:
+    if text in ("0", "none"):
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW like 96x128, or 0, got {text!r}") from None
+    return h, w
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
+    parser.add_argument("--base_width", type=int, default=0,
+                        help="channels of the first level (0: 64 on CUDA, ~31M parameters; 16 on CPU)")
+    parser.add_argument("--depth", type=int, default=4, help="number of down/up levels")
+    parser.add_argument("--bilinear", action="store_true", help="bilinear upsampling instead of transposed convs")
+    parser.add_argument("--dice", type=float, default=0.0, help="weight of a soft-Dice term added to cross-entropy")
+    parser.add_argument("--crop", type=parse_crop, default=None,
+                        help="train on random HxW crops, e.g. 96x128 (default: whole frames)")
+    parser.add_argument("--no_flip", action="store_true", help="disable random horizontal flips")
+    parser.add_argument("--val_frames", type=parse_frames, default=parse_frames("all"),
+                        help="frames of each val video scored each epoch: 'all' or e.g. '0,10,21'")
+    parser.add_argument("--train_split", default="train", help="labeled split to train on")
+    parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
+    add_training_args(parser, out_dir=UNET_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
+    return parser
+
+
+def make_task(args: argparse.Namespace) -> TrainTask:
+    base_width = args.base_width or (64 if torch.cuda.is_available() and args.device != "cpu" else 16)
+    model = UNet(3, NUM_CLASSES, base_width=base_width, bilinear=args.bilinear, depth=args.depth)
+    use_cache = not args.no_cache
+    train = LabeledFrames(args.root_dir, args.train_split, use_cache=use_cache, build_cache=use_cache)
+    val = LabeledFrames(args.root_dir, "val", frames=args.val_frames, use_cache=use_cache, build_cache=use_cache)
+    if args.crop and (args.crop[0] > 160 or args.crop[1] > 240):
+        raise UserInputError(f"--crop {args.crop[0]}x{args.crop[1]} is larger than the 160x240 frames")
+
+    def loss(model, batch, device):
+        image, mask = (t.to(device, non_blocking=True) for t in batch)
+        return segmentation_loss(model(image), mask, args.dice)
+
+    return TrainTask(model=model, train_set=Augmented(train, args.crop, flip=not args.no_flip), val_set=val,
+                     loss=loss, evaluate=evaluate, metric="val_jaccard", higher_is_better=True)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    return fit(make_task, args)
+
+
+if __name__ == "__main__":
+    run_cli(main)

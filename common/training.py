@@ -1,0 +1,223 @@
+"""The training loop every trainer shares: DDP, AMP, checkpoints, resume, Ctrl-C, history.
+
+A trainer describes its task (model, data, loss, evaluation) as a `TrainTask`; `fit` does
+the rest the same way for the U-Net, the reconstructor and the mask predictor.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
+from tqdm import tqdm
+
+from common.checkpoint import make_checkpoint, read_checkpoint, unwrap
+from common.io import atomic_torch_save
+from common.errors import UserInputError
+from common.runtime import DistContext, autocast, cleanup_distributed, init_distributed, seed_everything
+
+log = logging.getLogger("train")
+
+
+def add_training_args(parser: argparse.ArgumentParser, *, out_dir: Path, epochs: int, batch_size: int,
+                      lr: float) -> None:
+    """Flags every trainer has; each trainer states its own defaults here, once."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--out_dir", type=Path, default=out_dir, help=f"where best.pt, last.pt and history go (default: {out_dir})")
+    g.add_argument("--epochs", type=int, default=epochs, help="number of epochs")
+    g.add_argument("--batch_size", type=int, default=batch_size, help="batch size per process")
+    g.add_argument("--lr", type=float, default=lr, help="peak learning rate of AdamW (cosine decay, 1 warm-up epoch share)")
+    g.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
+    g.add_argument("--seed", type=int, default=0, help="seed of weights, shuffling and augmentation")
+    g.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    g.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
+    g.add_argument("--no_amp", action="store_true", help="disable mixed precision on CUDA")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
+    g.add_argument("--resume", action="store_true", help="continue from last.pt in --out_dir")
+    g.add_argument("--max_steps_per_epoch", type=int, default=0, help="cap on optimizer steps per epoch (0: a full pass)")
+    g.add_argument("--budget_minutes", type=float, default=0.0,
+                   help="stop after this much training time, finishing with an evaluation (0: no limit)")
+    g.add_argument("--no_progress", action="store_true", help="hide tqdm bars (logs stay)")
+
+
+@dataclass
+class TrainTask:
+    """What a trainer must say about its task; `fit` owns the loop."""
+
+    model: nn.Module
+    train_set: Dataset
+    val_set: Dataset | None
+    loss: Callable[[nn.Module, Any, torch.device], torch.Tensor]
+    evaluate: Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
+    metric: str                      # key of `evaluate`'s dict that picks best.pt
+    higher_is_better: bool = True
+    on_epoch_end: Callable[[nn.Module, int, Path], None] | None = None
+    extra: dict = field(default_factory=dict)   # stored in checkpoints (e.g. data settings)
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _write_history(out_dir: Path, history: list[dict]) -> None:
+    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    with open(out_dir / "history.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+
+
+def fit(task_factory: Callable[[argparse.Namespace], TrainTask], args: argparse.Namespace) -> dict:
+    """Train until `args.epochs` (or the time budget); returns the final history row.
+
+    `task_factory` is called after seeding, so the weights depend on the seed only.
+    """
+    ctx, device = init_distributed(args.device)
+    try:
+        return _fit(task_factory, args, ctx, device)
+    finally:
+        cleanup_distributed()
+
+
+def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
+    out_dir: Path = args.out_dir
+    last_path = out_dir / "last.pt"
+    if not args.resume and last_path.exists():
+        raise UserInputError(f"{last_path}: a run already exists here; pass --resume to continue it "
+                             f"or choose another --out_dir")
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(args.seed)
+    task = task_factory(args)
+    model = task.model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+
+    steps_per_epoch = len(task.train_set) // (args.batch_size * ctx.world_size)
+    if steps_per_epoch == 0:
+        raise UserInputError(f"{len(task.train_set)} training samples are fewer than one batch of "
+                             f"{args.batch_size} x {ctx.world_size} process(es); lower --batch_size")
+    if args.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, args.max_steps_per_epoch)
+    total_steps, warmup = steps_per_epoch * args.epochs, max(1, min(steps_per_epoch, 100))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total_steps, warmup))
+
+    start_epoch, best, history = 0, None, []
+    if args.resume:
+        ckpt = read_checkpoint(last_path, make_it="the same command without --resume")
+        if ckpt["kind"] != unwrap(model).KIND:
+            raise UserInputError(f"{last_path}: holds a '{ckpt['kind']}' run, not a '{unwrap(model).KIND}' one")
+        unwrap(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch, best, history = ckpt["epoch"], ckpt["best_metric"], ckpt.get("history", [])
+        torch.set_rng_state(ckpt["rng_state"])
+        log.info("resumed %s at epoch %d (best %s=%s)", last_path, start_epoch, task.metric, best)
+
+    train_model: nn.Module = model
+    if ctx.enabled:
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:
+        train_model = torch.compile(train_model)
+
+    sampler = (DistributedSampler(task.train_set, ctx.world_size, ctx.rank, shuffle=True, seed=args.seed)
+               if ctx.enabled else None)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not args.no_amp)
+
+    val_loader = None
+    if task.val_set is not None:
+        # Each rank evaluates its own share without padding; torchmetrics sums states across ranks.
+        shard = Subset(task.val_set, range(ctx.rank, len(task.val_set), ctx.world_size))
+        val_loader = DataLoader(shard, batch_size=args.batch_size, num_workers=args.workers)
+
+    def save(name: str, epoch: int, row: dict | None = None, **extra) -> None:
+        if ctx.is_main:
+            ckpt = make_checkpoint(model, optimizer, epoch, best, history=history, rng_state=torch.get_rng_state(),
+                                   scheduler=scheduler.state_dict(),
+                                   train_args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                                   **task.extra, **extra)
+            atomic_torch_save(ckpt, out_dir / name)
+
+    started = time.monotonic()
+    row: dict = {}
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            # Shuffling depends on (seed, epoch) only, so a resumed run sees the same order.
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+            loader = DataLoader(task.train_set, batch_size=args.batch_size, drop_last=True,
+                                sampler=sampler or RandomSampler(task.train_set, generator=gen),
+                                num_workers=args.workers, persistent_workers=False,
+                                pin_memory=device.type == "cuda")
+            model.train()
+            t0, loss_sum, n = time.monotonic(), torch.zeros((), device=device), 0
+            bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}",
+                       disable=args.no_progress or not ctx.is_main, leave=False)
+            out_of_time = False
+            for step, batch in enumerate(bar):
+                if step >= steps_per_epoch:
+                    break
+                with autocast(device, not args.no_amp):
+                    loss = task.loss(train_model, batch, device)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                loss_sum += loss.detach()
+                n += 1
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+                if args.budget_minutes and time.monotonic() - started > 60 * args.budget_minutes:
+                    out_of_time = True
+                    break
+            train_loss = float(ctx.all_reduce_sum(loss_sum) / max(1, n * ctx.world_size))
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "steps": n,
+                   "train_seconds": round(time.monotonic() - t0, 1)}
+            if val_loader is not None:
+                model.eval()
+                row.update(task.evaluate(unwrap(model), val_loader, device))
+            row["lr"] = optimizer.param_groups[0]["lr"]
+            history.append(row)
+            score = row.get(task.metric)
+            improved = score is not None and (best is None or (score > best if task.higher_is_better else score < best))
+            if improved:
+                best = score
+            if ctx.is_main:
+                log.info("epoch %d/%d  %s", epoch + 1, args.epochs,
+                         "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                                   if k != "epoch"))
+                if improved:
+                    save("best.pt", epoch + 1)
+                save("last.pt", epoch + 1)
+                _write_history(out_dir, history)
+                if task.on_epoch_end is not None:
+                    task.on_epoch_end(unwrap(model), epoch + 1, out_dir)
+            if out_of_time:
+                log.info("time budget of %.1f min used; stopping after epoch %d", args.budget_minutes, epoch + 1)
+                break
+    except KeyboardInterrupt:
+        # Keep the work: weights as they are now, marked so --resume redoes this epoch.
+        save("last.pt", epoch, interrupted=True)
+        log.warning("interrupted; saved %s (resume with --resume)", last_path)
+        raise SystemExit(130) from None
+    if ctx.is_main and not (out_dir / "best.pt").exists():
+        save("best.pt", epoch + 1)
+    return row
