@@ -51,6 +51,13 @@ class DistContext:
         if self.enabled:
             dist.barrier()
 
+    def broadcast_buffers(self, model: torch.nn.Module) -> None:
+        """Give every rank rank 0's buffers (BatchNorm statistics), which DDP leaves diverged
+        after the last step of an epoch; then all ranks evaluate and save the same model."""
+        if self.enabled:
+            for buf in model.buffers():
+                dist.broadcast(buf, 0)
+
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.enabled:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)

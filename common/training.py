@@ -188,6 +188,7 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
                 if args.budget_minutes and time.monotonic() - started > 60 * args.budget_minutes:
                     out_of_time = True
                     break
+            ctx.broadcast_buffers(model)
             train_loss = float(ctx.all_reduce_sum(loss_sum) / max(1, n * ctx.world_size))
             row = {"epoch": epoch + 1, "train_loss": train_loss, "steps": n,
                    "train_seconds": round(time.monotonic() - t0, 1)}

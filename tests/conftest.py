@@ -16,8 +16,25 @@ from Data.layout import FRAMES_PER_SPLIT, HEIGHT, ID_RANGES, LABELED_SPLITS, WID
 REAL_SAMPLE = REPO.parent / "shared" / "real_sample"
 
 
+def fake_video(k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """22 noisy gray frames with one coloured square sliding right, and its masks.
+
+    Not realistic, but learnable: the square's colour tells its class, its motion is constant.
+    """
+    cid = 1 + (5 * k) % 48
+    colour = np.array([(cid * 37) % 256, (cid * 91) % 256, (cid * 151) % 256], np.uint8)
+    frames = rng.integers(100, 140, (22, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    masks = np.zeros((22, HEIGHT, WIDTH), np.uint8)
+    y0, x0 = 20 + (k * 23) % 100, 10 + (k * 17) % 60
+    for t in range(22):
+        x = x0 + 4 * t
+        frames[t, y0:y0 + 24, x:x + 24] = colour
+        masks[t, y0:y0 + 24, x:x + 24] = cid
+    return frames, masks
+
+
 def write_fake_root(root: Path, counts: dict[str, int], padded: bool = False, seed: int = 0) -> Path:
-    """A root in the competition layout with random frames and blocky masks (not realistic)."""
+    """A root in the competition layout made of `fake_video`s."""
     rng = np.random.default_rng(seed)
     for split, n in counts.items():
         start = ID_RANGES[split][0]
@@ -25,13 +42,11 @@ def write_fake_root(root: Path, counts: dict[str, int], padded: bool = False, se
             vid = start + k
             vdir = root / split / (f"video_{vid:05d}" if padded else f"video_{vid}")
             vdir.mkdir(parents=True)
+            frames, masks = fake_video(vid, rng)
             for t in range(FRAMES_PER_SPLIT[split]):
-                img = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-                Image.fromarray(img).save(vdir / frame_name(t), compress_level=1)
+                Image.fromarray(frames[t]).save(vdir / frame_name(t), compress_level=1)
             if split in LABELED_SPLITS:
-                mask = np.zeros((22, HEIGHT, WIDTH), np.uint8)
-                mask[:, 10:30, 20:40] = 1 + k % 48
-                np.save(vdir / "mask.npy", mask)
+                np.save(vdir / "mask.npy", masks)
     return root
 
 

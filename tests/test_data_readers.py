@@ -35,7 +35,7 @@ def test_datasets_shapes_and_dtypes(tmp_path, padded):
     image, mask = frames[23]
     assert image.shape == (3, 160, 240) and image.dtype == torch.float32
     assert 0 <= image.min() and image.max() <= 1
-    assert mask.shape == (160, 240) and mask.dtype == torch.int64 and mask.max() == 2
+    assert mask.shape == (160, 240) and mask.dtype == torch.int64 and mask.max() == 1 + 5 % 48
 
     clips = Clips(root, ["unlabeled", "train"], use_cache=False)
     x, y = clips[0]
@@ -157,7 +157,7 @@ def test_cache_identical_and_rebuilt_on_change(fake_root):
     stale = LabeledFrames(fake_root, "train")
     assert not stale.reader.cached and stale[25][0].sum() == 0
     rebuilt = LabeledFrames(fake_root, "train", build_cache=True)
-    assert rebuilt.reader.cached and rebuilt[25][0].sum() == 0
+    assert rebuilt.reader.cached and rebuilt[25][0].sum() == 0 and rebuilt[24][0].sum() > 0
 
 
 def test_cache_goes_stale_when_a_video_is_added(fake_root):

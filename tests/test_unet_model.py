@@ -1,0 +1,93 @@
+"""U-Net: shapes at the data's size and at odd sizes, parameter count, checkpoint round trip."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # let `pytest` run from anywhere without an install
+    sys.path.insert(0, str(ROOT))
+
+from Data.layout import HEIGHT, NUM_CLASSES, WIDTH  # noqa: E402
+from Unets.unet_model import UNet  # noqa: E402
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("bilinear", [False, True])
+@pytest.mark.parametrize("size", [(HEIGHT, WIDTH), (50, 70), (17, 33)])
+def test_output_shape(bilinear: bool, size: tuple[int, int]) -> None:
+    # 160x240 reaches 10x15 at the bottom; 50x70 and 17x33 make the pools floor odd sizes.
+    model = UNet(base_width=4, bilinear=bilinear)
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, *size))
+    assert out.shape == (2, NUM_CLASSES, *size)
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_other_depths(depth: int) -> None:
+    # eval: at depth 5 the bottom is 1x1, where training-mode BatchNorm has one value.
+    model = UNet(base_width=2, depth=depth, num_classes=5).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 40, 52)).shape == (1, 5, 40, 52)
+
+
+def test_parameter_count() -> None:
+    # Pytorch-UNet's 31.04M (transposed conv) and 17.27M (bilinear) at base width 64,
+    # plus the 49-class output layer. Exact counts, so any change in layout is noticed.
+    assert n_params(UNet(base_width=64)) == 31_040_753
+    assert n_params(UNet(base_width=64, bilinear=True)) == 17_266_097
+    assert n_params(UNet(base_width=32)) == 7_764_625
+    assert n_params(UNet(base_width=16)) == 1_943_393
+
+
+def test_from_config_rebuilds_identical_model() -> None:
+    torch.manual_seed(0)
+    model = UNet(base_width=4, bilinear=True, depth=3).eval()
+    config = json.loads(json.dumps(model.config))  # must survive JSON
+    rebuilt = UNet.from_config(config).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(model(x), rebuilt(x))
+
+
+def test_checkpoint_round_trip_through_bytes() -> None:
+    torch.manual_seed(0)
+    model = UNet(base_width=4)
+    model.train()
+    model(torch.rand(2, 3, 32, 48))  # move the BatchNorm running stats off their defaults
+    model.eval()
+    buf = io.BytesIO()
+    torch.save({"kind": UNet.KIND, "config": model.config, "model": model.state_dict()}, buf)
+    buf.seek(0)
+    ckpt = torch.load(buf, weights_only=True)
+    assert ckpt["kind"] == "unet"
+    rebuilt = UNet.from_config(ckpt["config"])
+    rebuilt.load_state_dict(ckpt["model"])
+    rebuilt.eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(model(x), rebuilt(x))
+
+
+@pytest.mark.parametrize("bad", [
+    dict(num_classes=1), dict(num_classes=0), dict(base_width=0), dict(depth=0),
+    dict(in_channels=0), dict(base_width=2.5), dict(bilinear="yes"), dict(base_width=True),
+])
+def test_invalid_config_raises(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        UNet(**bad)
+
+
+def test_input_too_small_raises() -> None:
+    with pytest.raises(ValueError, match="too small"):
+        UNet(base_width=2)(torch.rand(1, 3, 8, 48))
