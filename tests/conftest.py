@@ -60,3 +60,23 @@ def real_sample() -> Path:
     if not REAL_SAMPLE.is_dir():
         pytest.skip("../shared/real_sample not present")
     return REAL_SAMPLE
+
+
+TINY_UNET = ["--base_width", "8", "--lr", "0.01", "--depth", "3", "--batch_size", "4", "--crop", "64x96",
+             "--workers", "0", "--val_frames", "0,21", "--no_progress"]
+
+
+@pytest.fixture(scope="session")
+def session_root(tmp_path_factory) -> Path:
+    """One small fake root shared by the pipeline tests (read-only for them)."""
+    return write_fake_root(tmp_path_factory.mktemp("data"), {"train": 4, "val": 3, "unlabeled": 6, "hidden": 3})
+
+
+@pytest.fixture(scope="session")
+def tiny_unet(session_root, tmp_path_factory) -> Path:
+    """A U-Net trained for a few seconds on `session_root`: a folder with best.pt and last.pt."""
+    from Unets import train
+    out = tmp_path_factory.mktemp("unet")
+    train.main(["--root_dir", str(session_root), "--out_dir", str(out), "--epochs", "3",
+                "--max_steps_per_epoch", "25", *TINY_UNET])
+    return out

@@ -14,26 +14,22 @@ from common.checkpoint import load_model, make_checkpoint
 from common.errors import UserInputError
 from common.io import atomic_torch_save
 from common.metrics import jaccard_index, per_class_iou
-from conftest import REPO, write_fake_root
+from conftest import REPO
 from Unets import train
 from Unets.inference import build_parser, load_segmenter, run
 from Unets.unet_model import UNet
 
-TINY = ["--base_width", "8", "--lr", "0.01", "--depth", "3", "--batch_size", "4", "--crop", "64x96", "--workers", "0",
-        "--val_frames", "0,21", "--no_progress"]
+from conftest import TINY_UNET as TINY
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return write_fake_root(tmp_path_factory.mktemp("data"), {"train": 4, "val": 3, "hidden": 3})
+@pytest.fixture
+def root(session_root):
+    return session_root
 
 
-@pytest.fixture(scope="module")
-def trained(root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("unet")
-    train.main(["--root_dir", str(root), "--out_dir", str(out), "--epochs", "3", "--max_steps_per_epoch", "25",
-                *TINY])
-    return out
+@pytest.fixture
+def trained(tiny_unet):
+    return tiny_unet
 
 
 def test_training_lowers_loss_and_writes_checkpoints(trained):

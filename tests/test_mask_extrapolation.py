@@ -1,0 +1,175 @@
+"""Tests of the physics mask extrapolation (SSL_convLSTM_Reconstructor/mask_extrapolation.py)."""
+import numpy as np
+import pytest
+import torch
+
+from SSL_convLSTM_Reconstructor.mask_extrapolation import (
+    DEFAULT_HORIZON, extrapolate_mask, extrapolate_masks, fit_friction, fit_horizon)
+
+H, W, T_IN = 160, 240, 11
+YY, XX = np.mgrid[0:H, 0:W]
+
+
+def disk(mask, cy, cx, radius, cid):
+    """Paint a disk (float centre) into `mask` in place; returns mask."""
+    mask[(YY - cy) ** 2 + (XX - cx) ** 2 <= radius ** 2] = cid
+    return mask
+
+
+def square(mask, top, left, size, cid):
+    t0, l0 = max(top, 0), max(left, 0)
+    if t0 < top + size and l0 < left + size:
+        mask[t0:top + size, l0:left + size] = cid
+    return mask
+
+
+def centroid(mask, cid):
+    ys, xs = np.nonzero(mask == cid)
+    return np.array([ys.mean(), xs.mean()])
+
+
+def geometric_positions(p0, v0, r, n):
+    """Position at frames 0..n-1 when the per-frame displacement decays as v0 * r**t."""
+    t = np.arange(n)
+    return p0 + v0 * (t if r == 1.0 else (1 - r ** t) / (1 - r))
+
+
+def test_constant_speed_lands_where_expected():
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        disk(frames[t], 60.3, 20.0 + 3.5 * t, 7, cid=9)
+    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    assert out.dtype == np.uint8 and out.shape == (H, W)
+    truth = disk(np.zeros((H, W), np.uint8), 60.3, 20.0 + 3.5 * 21, 7, cid=9)
+    assert np.abs(centroid(out, 9) - centroid(truth, 9)).max() <= 1.0
+    assert set(np.unique(out)) == {0, 9}
+
+
+@pytest.mark.parametrize("r", [0.9, 0.8])
+def test_friction_follows_geometric_formula(r):
+    py = geometric_positions(30.0, 2.0, r, 22)
+    px = geometric_positions(25.0, 9.0, r, 22)
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        disk(frames[t], py[t], px[t], 8, cid=3)
+    out = extrapolate_mask(frames, horizon=DEFAULT_HORIZON, friction=r, horizon_y=None)
+    assert np.abs(centroid(out, 3) - [py[21], px[21]]).max() <= 1.0
+    # and the frame-10 -> frame-21 displacement is v10 * (1 - r**11) / (1 - r)
+    v10 = 9.0 * r ** 10
+    assert abs((centroid(out, 3)[1] - px[10]) - v10 * (1 - r ** 11) / (1 - r)) <= 1.0
+
+
+def test_static_object_stays_exactly():
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        disk(frames[t], 100.0, 120.0, 10, cid=25)
+        square(frames[t], 20, 30, 12, cid=4)
+    out = extrapolate_mask(frames)                     # defaults, perspective on
+    assert np.array_equal(out, frames[-1])
+
+
+def test_object_leaving_the_view_is_gone():
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        square(frames[t], 70, 140 + 8 * t, 14, cid=12)   # at x=220..233 in frame 10
+    out = extrapolate_mask(frames, friction=1.0)
+    assert not (out == 12).any()
+
+
+def test_object_entering_from_left_border_gets_unbiased_velocity():
+    # left edge at -12 + 2t: touches the border (only partly visible) in frames 0..6
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        square(frames[t], 80, -12 + 2 * t, 16, cid=30)
+    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    truth = square(np.zeros((H, W), np.uint8), 80, -12 + 2 * 21, 16, cid=30)
+    assert np.abs(centroid(out, 30) - centroid(truth, 30)).max() <= 1.0
+
+
+def test_object_always_at_border_tracks_its_far_edge():
+    # never fully visible: the visible part grows 3 px/frame, its centroid moves only 1.5
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        square(frames[t], 50, -40 + 3 * t, 40, cid=17)
+    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    xs = np.nonzero(out == 17)[1]
+    assert abs(xs.max() - (-40 + 3 * 21 + 39)) <= 1
+
+
+def test_partly_occluded_object_still_extrapolates():
+    far, near = 7, 40
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        square(frames[t], 40, 10 + 5 * t, 12, cid=far)      # rows 40..51, moving right
+        frames[t, 44:71, 57:81] = near                        # static, nearer, hides rows 44..51
+    hidden = [(frames[t] == far).sum() for t in range(T_IN)]
+    assert min(hidden[8:]) < 0.7 * 144                          # really occluded in frames 8..10
+    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    truth = square(np.zeros((H, W), np.uint8), 40, 10 + 5 * 21, 12, cid=far)
+    assert np.abs(centroid(out, far) - centroid(truth, far)).max() <= 1.0
+    assert (out == far).sum() == 144                            # painted with its full shape
+    assert np.array_equal(out == near, frames[-1] == near)      # the static one stays
+
+
+def test_nearer_object_is_painted_on_top():
+    far, near = 45, 2        # ids in the opposite order, so the id order cannot decide
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        square(frames[t], 30, 40 + 7 * t, 16, cid=far)          # rows 30..45, x 187..202 at frame 21
+        frames[t, 40:71, 180:211] = near                        # static, rows 40..70: nearer
+    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    assert (out[40:46, 187:203] == near).all()                  # overlap: the nearer one wins
+    assert (out[30:40, 187:203] == far).all()                   # the rest of the far one is there
+    assert np.array_equal(out == near, frames[-1] == near)
+
+
+def test_fit_friction_recovers_decay():
+    rng = np.random.default_rng(0)
+    for r in (0.9, 0.8):
+        seqs = []
+        for _ in range(3):
+            seq = np.zeros((22, H, W), np.uint8)
+            for cid, (y0, x0) in zip((5, 20, 33), ((30, 20), (80, 200), (130, 60))):
+                vy, vx = rng.uniform(-1.5, 1.5), rng.uniform(4, 8) * (1 if x0 < 120 else -1)
+                py, px = geometric_positions(y0, vy, r, 22), geometric_positions(x0, vx, r, 22)
+                for t in range(22):
+                    disk(seq[t], py[t], px[t], 7, cid)
+            seqs.append(seq)
+        est = fit_friction(seqs, horizon_y=None)
+        assert abs(est - r) <= 0.02, (r, est)
+    with pytest.raises(ValueError):
+        fit_friction([np.zeros((22, H, W), np.uint8)])
+
+
+def test_fit_horizon_recovers_perspective():
+    horizon = -60.0
+    seq = np.zeros((22, H, W), np.uint8)
+    for t in range(22):
+        cy = 20 + 5 * t
+        disk(seq[t], cy, 100, 0.1 * (cy - horizon), cid=11)
+    assert abs(fit_horizon([seq]) - horizon) <= 5
+
+
+def test_empty_input_gives_background_and_batch_types():
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    assert not extrapolate_mask(frames).any()
+    batch = np.zeros((2, T_IN, H, W), np.int64)
+    for t in range(T_IN):
+        square(batch[1, t], 60, 60, 10, cid=48)
+    out = extrapolate_masks(batch)
+    assert isinstance(out, np.ndarray) and out.shape == (2, H, W) and out.dtype == np.uint8
+    assert not out[0].any() and np.array_equal(out[1], batch[1, -1])
+    out_t = extrapolate_masks(torch.from_numpy(batch))
+    assert isinstance(out_t, torch.Tensor) and out_t.dtype == torch.uint8
+    assert np.array_equal(out_t.numpy(), out)
+    # one video in torch -> numpy
+    assert isinstance(extrapolate_mask(torch.from_numpy(batch[1])), np.ndarray)
+
+
+def test_rejects_bad_input():
+    with pytest.raises(ValueError, match="class ids"):
+        extrapolate_mask(np.full((T_IN, 8, 8), 49, np.int64))
+    with pytest.raises(ValueError, match="shape"):
+        extrapolate_mask(np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match="friction"):
+        extrapolate_mask(np.zeros((T_IN, 8, 8), np.uint8), friction=1.5)

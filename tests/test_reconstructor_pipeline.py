@@ -1,0 +1,78 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from common.checkpoint import load_model
+from common.metrics import jaccard_index
+from conftest import REPO
+from SSL_convLSTM_Reconstructor import train_reconstructor
+from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
+from Unets.inference import true_masks
+from Data.datasets import EvalVideos
+
+TINY_RECON = ["--base_width", "4", "--hidden", "8", "--batch_size", "2", "--workers", "0", "--no_progress",
+              "--holdout", "0.34", "--lr", "0.01", "--samples", "2"]
+
+
+@pytest.fixture(scope="module")
+def recon(session_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("recon")
+    train_reconstructor.main(["--root_dir", str(session_root), "--out_dir", str(out), "--epochs", "3",
+                              "--max_steps_per_epoch", "4", *TINY_RECON])
+    return out
+
+
+def test_training_writes_history_samples_and_checkpoints(recon):
+    history = json.loads((recon / "history.json").read_text())
+    assert len(history) == 3
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert {"val_psnr", "val_ssim", "copy10_psnr", "copy10_ssim"} <= history[0].keys()
+    assert sorted(p.name for p in (recon / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    model, ckpt = load_model(recon / "best.pt", Reconstructor)
+    assert ckpt["config"]["hidden_channels"] == [8] and ckpt["data"]["splits"] == ["unlabeled"]
+    x = torch.rand(1, 11, 3, 160, 240)
+    again, _ = load_model(recon / "best.pt", Reconstructor)
+    with torch.no_grad():
+        assert torch.equal(model.predict_last_frame(x), again.predict_last_frame(x))
+
+
+def test_rollout_mode_trains(session_root, tmp_path):
+    train_reconstructor.main(["--root_dir", str(session_root), "--out_dir", str(tmp_path), "--epochs", "1",
+                              "--max_steps_per_epoch", "1", "--mode", "rollout", *TINY_RECON])
+    _, ckpt = load_model(tmp_path, Reconstructor)
+    assert ckpt["config"]["mode"] == "rollout"
+
+
+def test_chained_val_inference_reproducible_and_recomputable(session_root, tiny_unet, recon, tmp_path):
+    def run(out):
+        res = subprocess.run([sys.executable, "Unets/inference_val_with_reconstructor.py", "--root_dir",
+                              str(session_root), "--saved_seg_model_dir", str(tiny_unet),
+                              "--saved_recon_model_dir", str(recon), "--out_dir", str(out)],
+                             cwd=REPO, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        return json.loads((out / "results.json").read_text()), torch.load(out / "predictions.pt")
+
+    (r1, p1), (r2, p2) = run(tmp_path / "a"), run(tmp_path / "b")
+    assert set(r1["jaccard"]) == {"reconstructor", "frame10_baseline", "oracle"}
+    assert r1["jaccard"] == r2["jaccard"] and torch.equal(p1, p2)
+    truth = true_masks(EvalVideos(session_root))
+    assert r1["jaccard"]["reconstructor"] == pytest.approx(jaccard_index(p1, truth), abs=1e-6)
+
+
+def test_missing_reconstructor_names_training_command(session_root, tiny_unet, tmp_path):
+    res = subprocess.run([sys.executable, "inference_hidden_with_reconstructor.py", "--root_dir", str(session_root),
+                          "--saved_seg_model_dir", str(tiny_unet), "--saved_recon_model_dir", str(tmp_path / "none"),
+                          "--out_dir", str(tmp_path / "o")], cwd=REPO / "Unets", capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "checkpoint not found (train one with: python SSL_convLSTM_Reconstructor/train_reconstructor.py)" in res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_wrong_model_kind_for_reconstructor(session_root, tiny_unet, tmp_path):
+    res = subprocess.run([sys.executable, "Unets/inference_val_with_reconstructor.py", "--root_dir", str(session_root),
+                          "--saved_seg_model_dir", str(tiny_unet), "--saved_recon_model_dir", str(tiny_unet),
+                          "--out_dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 2 and "holds a 'unet' model, expected 'reconstructor'" in res.stderr
