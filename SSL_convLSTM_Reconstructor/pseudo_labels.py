@@ -1,0 +1,165 @@
+"""Segment every frame of unlabeled (and val) videos with the trained U-Net, once.
+
+The mask predictors learn and are scored in mask space, so they need mask sequences for
+videos without labels. The U-Net's masks are stored per split as one uint8 memory-mapped
+array (N, 22, 160, 240) under `<root>/pseudo_labels/<split>/`, filled video by video
+(resumable: a `done` flag per video is written after its masks), and thrown away when the
+U-Net checkpoint or the videos change. Train videos need none: they have true masks.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from common.errors import run_cli  # noqa: E402
+from common.io import atomic_write_json  # noqa: E402
+from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
+from common.runtime import pick_device  # noqa: E402
+from Data.layout import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_FRAME, WIDTH  # noqa: E402
+from Data.reading import DatasetError, SplitReader, fingerprint, preprocess_frames  # noqa: E402
+
+log = logging.getLogger("pseudo_labels")
+MODEL_FRAMES = [*range(NUM_INPUT_FRAMES), TARGET_FRAME]   # what a one-jump mask predictor reads
+
+
+def file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def label_dir(root: Path, split: str) -> Path:
+    return Path(root) / "pseudo_labels" / split
+
+
+def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequence[int] = range(NUM_FRAMES),
+                       batch_size: int = 32, device: str = "auto", progress: bool = True) -> Path:
+    """Fill (or finish) the split's pseudo-label array; returns its folder."""
+    from Unets.inference import load_segmenter
+    from Unets.segmentation import segment
+    from common.checkpoint import resolve_checkpoint
+
+    ckpt_path = resolve_checkpoint(checkpoint, "python Unets/train.py")
+    reader = SplitReader(root, split)
+    if reader.num_frames < NUM_FRAMES:
+        raise DatasetError(f"{root / split}: has {reader.num_frames} frames per video; pseudo-labels need 22")
+    out = label_dir(root, split)
+    want = {"unet_sha1": file_sha1(ckpt_path), "video_ids": reader.video_ids, "frames": sorted(set(frames)),
+            "source": fingerprint(reader.videos, split)}
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    # Labels of more frames than asked serve as well; another U-Net or changed videos do not.
+    fresh = (manifest is not None and set(want["frames"]) <= set(manifest.get("frames", []))
+             and all(manifest.get(k) == want[k] for k in ("unet_sha1", "video_ids", "source")))
+    if fresh:
+        want["frames"] = manifest["frames"]
+    else:
+        if manifest is not None:
+            log.info("%s: the U-Net, the videos or the frames asked for changed; pseudo-labels are rebuilt", out)
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        np.lib.format.open_memmap(out / "masks.npy", "w+", np.uint8, (len(reader), NUM_FRAMES, HEIGHT, WIDTH))
+        np.save(out / "done.npy", np.zeros(len(reader), bool))
+        atomic_write_json(want, manifest_path)
+    masks = np.load(out / "masks.npy", mmap_mode="r+")
+    done = np.load(out / "done.npy")
+    todo = np.flatnonzero(~done)
+    if len(todo) == 0:
+        return out
+    model = load_segmenter(ckpt_path, pick_device(device))
+    frame_ids = want["frames"]
+    per_batch = max(1, batch_size // len(frame_ids))
+    for start in tqdm(range(0, len(todo), per_batch), desc=f"pseudo-labelling {split}", unit="batch",
+                      disable=not progress):
+        chunk = todo[start:start + per_batch]
+        images = torch.cat([preprocess_frames(reader.frames(int(i), frame_ids)) for i in chunk])
+        pred = segment(model, images, batch_size).view(len(chunk), len(frame_ids), HEIGHT, WIDTH).numpy()
+        masks[chunk[:, None], np.array(frame_ids)[None, :]] = pred
+        masks.flush()
+        done[chunk] = True
+        np.save(out / "done.npy", done)   # after the masks are on disk: a crash redoes at most one batch
+    return out
+
+
+def load_pseudo_labels(root: Path, split: str, frames: Sequence[int] = MODEL_FRAMES) -> np.ndarray:
+    """The split's finished pseudo-labels (memory-mapped), checked to hold `frames`."""
+    out = label_dir(root, split)
+    if not (out / "manifest.json").exists():
+        raise DatasetError(f"{out}: no pseudo-labels; make them with "
+                           f"`python SSL_convLSTM_Reconstructor/pseudo_labels.py --root_dir {root} --splits {split}`")
+    manifest = json.loads((out / "manifest.json").read_text())
+    missing = sorted(set(frames) - set(manifest["frames"]))
+    if missing or not np.load(out / "done.npy").all():
+        raise DatasetError(f"{out}: pseudo-labels are unfinished (frames {missing or 'all'}); rerun pseudo_labels.py")
+    return np.load(out / "masks.npy", mmap_mode="r")
+
+
+class MaskSequences(torch.utils.data.Dataset):
+    """(masks of frames 0..10 (11,H,W) int64, mask of frame 21 (H,W) int64) per video.
+
+    `inputs` and `target` say where each comes from: "true" masks (labeled splits) or the
+    U-Net's "pseudo" labels. Training pairs pseudo inputs with pseudo targets on unlabeled
+    videos and true with true on train; validation pairs pseudo inputs (what inference
+    feeds the predictor) with true targets (what the metric scores).
+    """
+
+    def __init__(self, root: Path, split: str, inputs: str = "true", target: str = "true") -> None:
+        self.root, self.split, self.inputs_from, self.target_from = Path(root), split, inputs, target
+        self.reader = SplitReader(root, split) if "true" in (inputs, target) else None
+        self.pseudo = load_pseudo_labels(root, split) if "pseudo" in (inputs, target) else None
+        self.n = len(self.pseudo) if self.pseudo is not None else len(self.reader)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        true = self.reader.masks(index) if self.reader is not None else None
+        pseudo = np.asarray(self.pseudo[index]) if self.pseudo is not None else None
+        x = (true if self.inputs_from == "true" else pseudo)[:NUM_INPUT_FRAMES]
+        y = (true if self.target_from == "true" else pseudo)[TARGET_FRAME]
+        return torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
+
+
+def parse_frames(text: str) -> list[int]:
+    if text == "all":
+        return list(range(NUM_FRAMES))
+    if text == "model":
+        return MODEL_FRAMES
+    raise argparse.ArgumentTypeError(f"expected 'all' or 'model', got {text!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
+    parser.add_argument("--splits", nargs="+", default=["unlabeled", "val"], choices=["unlabeled", "val", "train"],
+                        help="splits to pseudo-label (train has true masks; val gives the mask predictor's "
+                             "validation inputs as inference will see them)")
+    parser.add_argument("--saved_seg_model_dir", type=Path, default=UNET_CHECKPOINTS,
+                        help="U-Net checkpoint file, or a folder holding best.pt")
+    parser.add_argument("--frames", type=parse_frames, default=parse_frames("all"),
+                        help="'all' 22 frames, or 'model': only frames 0..10 and 21 that a one-jump predictor reads")
+    parser.add_argument("--batch_size", type=int, default=32, help="frames per U-Net batch")
+    parser.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
+    args = parser.parse_args(argv)
+    for split in args.splits:
+        out = make_pseudo_labels(args.root_dir, split, args.saved_seg_model_dir, args.frames, args.batch_size,
+                                 args.device)
+        log.info("%s pseudo-labels ready in %s", split, out)
+
+
+if __name__ == "__main__":
+    run_cli(main)
