@@ -1,0 +1,407 @@
+"""Ray-casting renderer of the synthetic scenes in numpy: image and exact mask of a frame.
+
+Objects are intersected analytically (sphere, vertical cylinder, yawed box with rounded-edge
+normals) and shaded in display space: rubber is Lambertian under an ambient term and two lights,
+metal reflects a floor/sky environment with sharp light highlights and a fresnel rim. The floor's
+radiance is a table measured on the real frames (their lights never move), darkened by soft
+shadows that are ray cast towards both lights. Only pixels inside each object's image box (and
+its shadow's box) are traced, which keeps a frame at a few milliseconds.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from Data.layout import HEIGHT, WIDTH
+from Data.synth.scene import CUBE, CYLINDER, METAL, RUBBER, SPHERE, Camera, Scene, SceneObject
+
+# Floor radiance of the real frames (green channel), sampled at these image rows (centres of
+# 4-row bands near the horizon, where it changes fast, 8-row bands below) and at the centres of
+# 16-pixel column bands; red and blue differ from green by a per-row offset (a warm near floor).
+_FLOOR_ROWS = [2, 6, 10, 14, 18, 22, 26, 30, 36, 44, 52, 60, 68, 76, 84, 92, 100, 108, 116, 124,
+               132, 140, 148, 156]
+_FLOOR_G = [
+    [107, 112, 116, 118, 117, 117, 116, 116, 115, 115, 114, 113, 112, 112, 110],
+    [116, 122, 124, 124, 123, 121, 119, 119, 118, 117, 117, 116, 115, 114, 112],
+    [126, 130, 131, 129, 127, 124, 122, 122, 121, 120, 119, 118, 117, 116, 115],
+    [133, 136, 135, 132, 129, 127, 125, 124, 123, 122, 122, 121, 120, 118, 117],
+    [136, 137, 136, 134, 131, 128, 126, 126, 125, 124, 124, 123, 122, 121, 119],
+    [137, 137, 136, 134, 131, 129, 128, 128, 127, 126, 126, 125, 124, 123, 121],
+    [136, 137, 135, 133, 131, 130, 129, 129, 129, 128, 128, 127, 126, 125, 123],
+    [135, 135, 134, 132, 131, 130, 130, 130, 130, 130, 130, 129, 128, 127, 125],
+    [133, 133, 132, 132, 131, 131, 131, 131, 131, 131, 131, 131, 130, 129, 128],
+    [130, 131, 131, 131, 132, 132, 132, 132, 133, 133, 133, 133, 132, 131, 130],
+    [130, 131, 131, 132, 132, 132, 133, 133, 134, 134, 134, 134, 133, 133, 132],
+    [130, 131, 131, 132, 132, 133, 133, 134, 134, 135, 135, 134, 134, 133, 133],
+    [131, 131, 132, 132, 132, 133, 133, 134, 134, 135, 135, 135, 134, 134, 133],
+    [131, 131, 132, 132, 133, 133, 134, 134, 135, 135, 135, 135, 134, 134, 133],
+    [131, 132, 132, 133, 133, 134, 135, 134, 135, 135, 135, 135, 134, 134, 133],
+    [132, 132, 133, 133, 134, 135, 135, 134, 135, 135, 135, 135, 134, 134, 133],
+    [133, 133, 133, 134, 134, 135, 135, 135, 135, 135, 135, 134, 134, 133, 133],
+    [133, 134, 134, 134, 134, 135, 135, 135, 135, 135, 135, 134, 134, 133, 133],
+    [134, 134, 135, 135, 135, 135, 135, 135, 135, 135, 134, 134, 133, 133, 132],
+    [135, 135, 135, 135, 135, 135, 135, 135, 135, 135, 134, 134, 133, 133, 132],
+    [135, 136, 136, 136, 136, 136, 136, 135, 135, 135, 134, 134, 133, 133, 132],
+    [136, 136, 136, 136, 136, 136, 136, 136, 135, 135, 134, 134, 133, 133, 132],
+    [136, 137, 136, 136, 136, 136, 136, 136, 135, 135, 134, 134, 133, 133, 132],
+    [137, 137, 137, 137, 136, 136, 136, 136, 135, 135, 134, 134, 133, 132, 132],
+]
+_FLOOR_R_OFFSET = [0.4, 0.0, -0.2, -0.2, -0.1, -0.1, -0.1, 0.0, 0.2, 0.2, 0.1, 0.0, 0.0, 0.0, 0.0,
+                   0.1, 0.1, 0.2, 0.4, 0.5, 0.8, 0.9, 1.1, 1.4]
+_FLOOR_B_OFFSET = [1.2, 1.5, 2.0, 2.1, 2.2, 2.0, 1.8, 1.6, 1.2, 0.7, 0.1, 0.0, -0.1, -0.3, -0.7,
+                   -1.8, -2.5, -2.7, -2.8, -2.7, -2.6, -2.6, -2.5, -2.4]
+
+# Mean colour of an object of each material and colour in the real frames (display values,
+# averaged over the object's mask). Measured where the real samples hold that class; the others
+# follow the measured ones' mapping from CLEVR's palette (rubber ~ 10 + 7.6*sqrt(base)) and
+# metal ~ 0.8 x rubber, which held for every colour present in both materials.
+# Colours: gray, red, blue, green, brown, cyan, purple, yellow.
+TARGET_MEAN = np.array([
+    [[70, 70, 67], [92, 40, 38], [53, 70, 113], [42, 73, 36],          # metal
+     [80, 62, 37], [48, 100, 100], [72, 41, 86], [105, 101, 53]],
+    [[88, 87, 84], [114, 50, 48], [62, 78, 123], [55, 96, 44],         # rubber
+     [102, 79, 48], [63, 121, 121], [90, 52, 108], [131, 126, 66]],
+], dtype=np.float32)
+
+# Directions towards the two lights: the key light stands right and behind the objects (shadows
+# fall to the lower left, as in the real frames), the fill light left and in front (fainter
+# shadows to the right). Values are (direction, diffuse weight, shadow darkening).
+_KEY = np.array([0.60, 0.42, 0.42])
+_FILL = np.array([-0.75, -0.30, 0.75])
+LIGHTS = [(_KEY / np.linalg.norm(_KEY), 0.35, 0.15), (_FILL / np.linalg.norm(_FILL), 0.30, 0.09)]
+AMBIENT = 0.55
+# Mean shading factor of each material over a visible object, measured with
+# `calibrate_shading`; dividing the target mean by it gives the albedo.
+SHADE_MEAN = {METAL: 1.37, RUBBER: 0.75}
+_BEVEL = 0.15       # rounded cube edges, as a fraction of the half side
+_EPS = 1e-6
+
+
+def floor_radiance(camera: Camera | None = None) -> np.ndarray:
+    """(H, W, 3) float32 floor colour without objects or shadows, from the measured table."""
+    camera = camera or Camera()
+    h, w = camera.height_px, camera.width
+    grid = np.array(_FLOOR_G, dtype=np.float64)
+    cols = np.arange(len(grid[0])) * (WIDTH / len(grid[0])) + WIDTH / len(grid[0]) / 2
+    u = (np.arange(w) + 0.5) * WIDTH / w - 0.5
+    v = (np.arange(h) + 0.5) * HEIGHT / h - 0.5
+    by_row = np.stack([np.interp(u, cols, row) for row in grid])            # (rows, W)
+    g = np.stack([np.interp(v, _FLOOR_ROWS, by_row[:, j]) for j in range(w)], axis=1)
+    r = g + np.interp(v, _FLOOR_ROWS, _FLOOR_R_OFFSET)[:, None]
+    b = g + np.interp(v, _FLOOR_ROWS, _FLOOR_B_OFFSET)[:, None]
+    return np.stack([r, g, b], axis=-1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- intersections
+def intersect(obj: SceneObject, t: int, origins: np.ndarray, dirs: np.ndarray,
+              need_normals: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Distance along each ray to the object at frame t (inf where missed) and the unit normals.
+
+    `origins` and `dirs` broadcast to (N, 3); `dirs` must be unit vectors.
+    """
+    x, y = obj.pos[t]
+    s = obj.size
+    o = np.broadcast_to(origins, np.broadcast_shapes(np.shape(origins), np.shape(dirs)))
+    d = np.broadcast_to(dirs, o.shape)
+    if obj.shape == SPHERE:
+        c = np.array([x, y, s], dtype=o.dtype)
+        oc = o - c
+        b = np.einsum("ij,ij->i", d, oc)
+        disc = b * b - (np.einsum("ij,ij->i", oc, oc) - s * s)
+        hit = disc >= 0
+        dist = -b - np.sqrt(np.where(hit, disc, 0))
+        hit &= dist > _EPS
+        dist = np.where(hit, dist, np.inf)
+        normals = None
+        if need_normals:
+            normals = (o + dist[:, None] * d - c) / s
+        return dist, normals
+    if obj.shape == CYLINDER:
+        ox, oy = o[:, 0] - x, o[:, 1] - y
+        dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
+        a = dx * dx + dy * dy
+        b = ox * dx + oy * dy
+        disc = b * b - a * (ox * ox + oy * oy - s * s)
+        side = (disc >= 0) & (a > _EPS)
+        ts = (-b - np.sqrt(np.where(side, disc, 0))) / np.where(a > _EPS, a, 1)
+        zs = o[:, 2] + ts * dz
+        side &= (ts > _EPS) & (zs >= 0) & (zs <= 2 * s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tc = (2 * s - o[:, 2]) / dz
+        cx, cy = ox + tc * dx, oy + tc * dy
+        cap = np.isfinite(tc) & (tc > _EPS) & (cx * cx + cy * cy <= s * s)
+        dist = np.minimum(np.where(side, ts, np.inf), np.where(cap, tc, np.inf))
+        normals = None
+        if need_normals:
+            on_cap = cap & (~side | (tc <= ts))
+            px, py = ox + np.where(np.isfinite(dist), dist, 0) * dx, oy + np.where(np.isfinite(dist), dist, 0) * dy
+            normals = np.stack([px / s, py / s, np.zeros_like(px)], axis=1)
+            normals[on_cap] = (0.0, 0.0, 1.0)
+        return dist, normals
+    if obj.shape == CUBE:
+        yaw = float(obj.yaw[t])
+        cs, sn = math.cos(yaw), math.sin(yaw)
+        rot = np.array([[cs, sn, 0], [-sn, cs, 0], [0, 0, 1]], dtype=o.dtype)   # world -> local
+        ol = (o - np.array([x, y, s], dtype=o.dtype)) @ rot.T
+        dl = d @ rot.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = 1.0 / np.where(np.abs(dl) > 1e-9, dl, 1e-9)
+        t1 = (-s - ol) * inv
+        t2 = (s - ol) * inv
+        tnear_axes = np.minimum(t1, t2)
+        tfar_axes = np.maximum(t1, t2)
+        # Column-wise max/min: numpy's reductions over a length-3 axis are several times slower.
+        tnear = np.maximum(np.maximum(tnear_axes[:, 0], tnear_axes[:, 1]), tnear_axes[:, 2])
+        tfar = np.minimum(np.minimum(tfar_axes[:, 0], tfar_axes[:, 1]), tfar_axes[:, 2])
+        hit = (tnear <= tfar) & (tnear > _EPS)
+        dist = np.where(hit, tnear, np.inf)
+        normals = None
+        if need_normals:
+            p = ol + np.where(hit, tnear, 0)[:, None] * dl
+            # Rounded edges: the normal leans towards every face the point is close to, which
+            # gives the bright edge lines of CLEVR's bevelled cubes.
+            q = np.clip((np.abs(p) - s * (1 - _BEVEL)) / (s * _BEVEL), 0, 1) * np.sign(p)
+            for k in range(3):
+                face = tnear_axes[:, k] == tnear
+                q[face, k] = np.sign(p[face, k])
+            nl = q / np.maximum(np.sqrt(q[:, 0] ** 2 + q[:, 1] ** 2 + q[:, 2] ** 2), _EPS)[:, None]
+            normals = nl @ rot
+        return dist, normals
+    raise ValueError(f"unknown shape {obj.shape}")
+
+
+# --------------------------------------------------------------------------- shading
+def _sky(r: np.ndarray) -> np.ndarray:
+    """Environment seen along reflected directions r (N, 3): lit floor below, dim sky above."""
+    z = r[:, 2]
+    horizon = np.clip(0.5 - z / 0.06, 0, 1)                 # soft horizon line on metal
+    up = np.clip(z / 0.7, 0, 1)
+    # A bright sky with a dark band just above the horizon: the band gives metal spheres their
+    # dark belt, while flat tops (which see the sky higher up) stay bright.
+    band = np.exp(-(((z - 0.04) / 0.06) ** 2))
+    sky = 0.9 + 0.55 * up * up * (3 - 2 * up) - 0.6 * band
+    env = horizon * 1.25 + (1 - horizon) * sky
+    flat = np.sqrt(np.maximum(1 - z * z, 1e-6))
+    for ldir, weight, _ in LIGHTS:
+        env = env + weight * 10.0 * np.clip(r @ ldir, 0, 1) ** 80
+        # The lights are large panels: near-horizontal reflections (cylinder sides, cube faces)
+        # catch them as vertical streaks.
+        az = (r[:, 0] * ldir[0] + r[:, 1] * ldir[1]) / (flat * np.hypot(ldir[0], ldir[1]))
+        env = env + weight * 1.6 * np.clip(az, 0, 1) ** 40 * flat ** 4
+    return env
+
+
+def shade(obj: SceneObject, dirs: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Display colour (N, 3) of the object's points seen along `dirs` with surface `normals`."""
+    albedo = TARGET_MEAN[obj.material, obj.colour] / SHADE_MEAN[obj.material]
+    if obj.material == METAL:
+        cos_v = np.clip(-np.einsum("ij,ij->i", dirs, normals), 0, 1)
+        r = dirs + 2 * cos_v[:, None] * normals
+        env = _sky(r)
+        fresnel = 0.05 * (1 - cos_v) ** 4
+        colour = albedo * env[:, None] + 255 * fresnel[:, None]
+        # Highlights saturate towards white, as the real metal spheres' bright spots do.
+        return colour + np.clip(env - 1.4, 0, None)[:, None] * 80
+    light = np.full(len(normals), AMBIENT)
+    spec = np.zeros(len(normals))
+    for ldir, weight, _ in LIGHTS:
+        light = light + weight * np.clip(normals @ ldir, 0, 1)
+        h = ldir - dirs
+        h = h / np.sqrt(h[:, 0] ** 2 + h[:, 1] ** 2 + h[:, 2] ** 2)[:, None]
+        spec = spec + weight * np.clip(np.einsum("ij,ij->i", normals, h), 0, 1) ** 30
+    return albedo * light[:, None] + 18 * spec[:, None]
+
+
+# --------------------------------------------------------------------------- renderer
+def _box_blur(img: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Mean over 2*radius+1 neighbours along one axis, edges clamped."""
+    pad = [(0, 0)] * img.ndim
+    pad[axis] = (radius + 1, radius)
+    c = np.cumsum(np.pad(img, pad, mode="edge"), axis=axis)
+    n = img.shape[axis]
+    hi = np.take(c, np.arange(2 * radius + 1, 2 * radius + 1 + n), axis=axis)
+    lo = np.take(c, np.arange(0, n), axis=axis)
+    return (hi - lo) / (2 * radius + 1)
+
+
+def soften(img: np.ndarray, passes: int = 2, radius: int = 2) -> np.ndarray:
+    """Approximately Gaussian blur of an (H, W[, C]) array by repeated box filters."""
+    for _ in range(passes):
+        img = _box_blur(_box_blur(img, radius, 0), radius, 1)
+    return img
+
+
+class Renderer:
+    """Renders frames of a `Scene`; build once per process and reuse (it caches rays and the floor)."""
+
+    def __init__(self, camera: Camera | None = None, supersample: int = 2, noise: float = 0.4,
+                 shadow_blur: int = 3, blur: float = 0.18) -> None:
+        self.camera = camera or Camera()
+        self.ss = supersample
+        self.noise = noise
+        self.shadow_blur = shadow_blur
+        self.blur = blur
+        h, w = self.camera.height_px, self.camera.width
+        offs = (np.arange(supersample) + 0.5) / supersample
+        us = (np.arange(w)[:, None] + offs[None]).reshape(-1)
+        vs = (np.arange(h)[:, None] + offs[None]).reshape(-1)
+        self.rays_ss = self.camera.rays(*np.meshgrid(us, vs)).astype(np.float32)       # (h*s, w*s, 3)
+        uc, vc = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+        self.rays_px = self.camera.rays(uc, vc).astype(np.float32)                     # (h, w, 3)
+        floor = self.camera.floor_point(uc, np.maximum(vc, 0.5))
+        self.floor_xyz = np.concatenate([floor, np.zeros((h, w, 1))], axis=-1).astype(np.float32)
+        self.floor_rgb = floor_radiance(self.camera)
+        self.origin = self.camera.position.astype(np.float32)
+        self._zbuf = np.empty((h * supersample, w * supersample), dtype=np.float32)
+        self._img = np.empty((h * supersample, w * supersample, 3), dtype=np.float32)
+
+    # ---- per-frame pieces
+    def _box(self, obj: SceneObject, t: int, pad: float = 1.0) -> tuple[int, int, int, int] | None:
+        box = obj.screen_box(self.camera, t)
+        if box is None:
+            return None
+        h, w = self.camera.height_px, self.camera.width
+        u0, v0 = max(int(math.floor(box[0] - pad)), 0), max(int(math.floor(box[1] - pad)), 0)
+        u1, v1 = min(int(math.ceil(box[2] + pad)), w), min(int(math.ceil(box[3] + pad)), h)
+        if u0 >= u1 or v0 >= v1:
+            return None
+        return u0, v0, u1, v1
+
+    def _shadow_box(self, obj: SceneObject, t: int, ldir: np.ndarray) -> tuple[int, int, int, int] | None:
+        corners = obj.corners(t)
+        flat = corners[:, :2] - ldir[:2] * (corners[:, 2:] / ldir[2])
+        pts = np.concatenate([np.c_[flat, np.zeros(len(flat))], corners[corners[:, 2] == 0]])
+        u, v, depth = self.camera.project(pts)
+        if depth.min() < 0.3:
+            return None
+        h, w = self.camera.height_px, self.camera.width
+        pad = 2 * self.shadow_blur + 1
+        u0, v0 = max(int(u.min()) - pad, 0), max(int(v.min()) - pad, 0)
+        u1, v1 = min(int(math.ceil(u.max())) + pad, w), min(int(math.ceil(v.max())) + pad, h)
+        if u0 >= u1 or v0 >= v1:
+            return None
+        return u0, v0, u1, v1
+
+    def shadow_map(self, scene: Scene, t: int) -> np.ndarray:
+        """(H, W) float32 darkening factor of the floor (0 = lit) from all objects' shadows."""
+        h, w = self.camera.height_px, self.camera.width
+        dark = np.zeros((h, w), dtype=np.float32)
+        for ldir, _, strength in LIGHTS:
+            occ = np.zeros((h, w), dtype=np.float32)
+            ld = ldir.astype(np.float32)
+            for obj in scene.objects:
+                box = self._shadow_box(obj, t, ldir)
+                if box is None:
+                    continue
+                u0, v0, u1, v1 = box
+                pts = self.floor_xyz[v0:v1, u0:u1].reshape(-1, 3)
+                dist, _ = intersect(obj, t, pts, ld, need_normals=False)
+                occ[v0:v1, u0:u1] = np.maximum(occ[v0:v1, u0:u1],
+                                               np.isfinite(dist).reshape(v1 - v0, u1 - u0))
+            dark += strength * occ
+        # Contact darkening right around each footprint, where the real floor is darkest.
+        for obj in scene.objects:
+            box = self._box(obj, t, pad=4)
+            if box is None:
+                continue
+            u0, v0, u1, v1 = box
+            p = self.floor_xyz[v0:v1, u0:u1, :2] - obj.pos[t].astype(np.float32)
+            rr = np.sqrt((p ** 2).sum(-1)) / obj.size
+            dark[v0:v1, u0:u1] += 0.10 * np.clip(1.6 - rr, 0, 0.6) / 0.6
+        return np.clip(soften(dark, 3, self.shadow_blur), 0, 0.6)
+
+    def render(self, scene: Scene, t: int, rng: np.random.Generator | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Frame t of the scene: (H, W, 3) uint8 image and (H, W) uint8 mask of class ids.
+
+        The mask holds, at each pixel centre, the class of the nearest object hit by the ray;
+        `rng` adds the faint sensor noise of the real renders (none when omitted).
+        """
+        s, h, w = self.ss, self.camera.height_px, self.camera.width
+        out = self.floor_rgb * (1 - self.shadow_map(scene, t))[..., None]
+        zbuf = self._zbuf
+        zbuf.fill(np.inf)
+        img = self._img
+        zmask = np.full((h, w), np.inf, dtype=np.float32)
+        mask = np.zeros((h, w), dtype=np.uint8)
+        boxes = []
+        for obj in scene.objects:
+            box = self._box(obj, t)
+            if box is None:
+                continue
+            boxes.append(box)
+            u0, v0, u1, v1 = box
+            ss_rows, ss_cols = slice(v0 * s, v1 * s), slice(u0 * s, u1 * s)
+            dirs = self.rays_ss[ss_rows, ss_cols].reshape(-1, 3)
+            dist, normals = intersect(obj, t, self.origin, dirs)
+            zb = zbuf[ss_rows, ss_cols].reshape(-1)
+            win = dist < zb
+            if win.any():
+                region = img[ss_rows, ss_cols].reshape(-1, 3)
+                region[win] = shade(obj, dirs[win], normals[win])
+                img[ss_rows, ss_cols] = region.reshape((v1 - v0) * s, (u1 - u0) * s, 3)
+                zb[win] = dist[win]
+                zbuf[ss_rows, ss_cols] = zb.reshape((v1 - v0) * s, (u1 - u0) * s)
+            dpx = self.rays_px[v0:v1, u0:u1].reshape(-1, 3)
+            dist_c, _ = intersect(obj, t, self.origin, dpx, need_normals=False)
+            dist_c = dist_c.reshape(v1 - v0, u1 - u0)
+            near = dist_c < zmask[v0:v1, u0:u1]
+            zmask[v0:v1, u0:u1] = np.where(near, dist_c, zmask[v0:v1, u0:u1])
+            mask[v0:v1, u0:u1] = np.where(near, obj.cid, mask[v0:v1, u0:u1])
+        # Average the supersamples only inside object boxes; elsewhere the floor is already final.
+        floor = out.copy()
+        for u0, v0, u1, v1 in boxes:
+            hit = np.isfinite(zbuf[v0 * s:v1 * s, u0 * s:u1 * s])[..., None]
+            base = np.repeat(np.repeat(floor[v0:v1, u0:u1], s, axis=0), s, axis=1)
+            sub = np.where(hit, img[v0 * s:v1 * s, u0 * s:u1 * s], base)
+            out[v0:v1, u0:u1] = sub.reshape(v1 - v0, s, u1 - u0, s, 3).mean(axis=(1, 3))
+        return self._finish(out, rng), mask
+
+    def _finish(self, img: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        # The real frames were rendered larger and scaled down: a light 3x3 blur gives that softness.
+        if self.blur > 0:
+            k = self.blur
+            pad = np.pad(img, ((1, 1), (0, 0), (0, 0)), mode="edge")
+            img = (1 - 2 * k) * img + k * (pad[:-2] + pad[2:])
+            pad = np.pad(img, ((0, 0), (1, 1), (0, 0)), mode="edge")
+            img = (1 - 2 * k) * img + k * (pad[:, :-2] + pad[:, 2:])
+        if rng is not None and self.noise > 0:
+            img = img + self.noise * rng.standard_normal(size=img.shape, dtype=np.float32)
+        return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+    def floor_image(self) -> np.ndarray:
+        """(H, W, 3) uint8 image of the empty floor: what a pixel shows where no object is."""
+        return self._finish(self.floor_rgb.copy(), None)
+
+    def render_video(self, scene: Scene, rng: np.random.Generator | None = None,
+                     num_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All frames: (T, H, W, 3) uint8 images and (T, H, W) uint8 masks."""
+        frames = range(num_frames if num_frames is not None else scene.num_frames)
+        pairs = [self.render(scene, t, rng) for t in frames]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def calibrate_shading(material: int, samples: int = 12, seed: int = 0) -> float:
+    """Mean shading factor of a material over visible pixels of random objects (tuning aid).
+
+    Renders each colour alone with albedo = target mean and returns mean(rendered / target),
+    the value `SHADE_MEAN` should hold for rendered means to match `TARGET_MEAN`.
+    """
+    rng = np.random.default_rng(seed)
+    renderer = Renderer(noise=0.0)
+    ratios = []
+    saved = SHADE_MEAN[material]
+    SHADE_MEAN[material] = 1.0
+    try:
+        for k in range(samples):
+            shape, colour = k % 3, int(rng.integers(8))
+            cam = renderer.camera
+            p = cam.floor_point(np.array(rng.uniform(60, 180)), np.array(rng.uniform(40, 140)))
+            obj = SceneObject(shape, material, colour, 0.55, p[None], np.array([rng.uniform(0, 1.5)]))
+            img, mask = renderer.render(Scene(cam, [obj], 1), 0)
+            sel = mask == obj.cid
+            ratios.append(img[sel].astype(np.float64).mean(0) / TARGET_MEAN[material, colour])
+    finally:
+        SHADE_MEAN[material] = saved
+    return float(np.mean(ratios))

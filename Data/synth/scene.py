@@ -1,0 +1,318 @@
+"""Scene model of the synthetic CLEVRER-like videos: camera, objects and their motion. No pixels here.
+
+World coordinates: the floor is the plane z = 0, x points right in the image, y away from the
+camera, z up; lengths are in "floor units" (an object is about 1.2 units across). Time is in
+frames. Objects slide on the floor with Coulomb friction and collide elastically as discs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from Data.layout import COLOURS, HEIGHT, MATERIALS, NUM_FRAMES, SHAPES, WIDTH, class_id
+
+CUBE, SPHERE, CYLINDER = 0, 1, 2
+METAL, RUBBER = 0, 1
+
+# Collision disc radius relative to the half size: a cube's disc lies between its inscribed
+# (1.0) and circumscribed (1.41) circles, so corners rarely overlap visibly.
+COLLISION_SCALE = {CUBE: 1.2, SPHERE: 1.0, CYLINDER: 1.0}
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Fixed pinhole camera above the floor, looking along +y and tilted down by `pitch_deg`.
+
+    The defaults follow CLEVR's camera (26 degrees down, 49 degree horizontal field of view).
+    Pixel (row i, column j) has its centre at image coordinates (u, v) = (j + 0.5, i + 0.5).
+    """
+
+    height: float = 6.4
+    pitch_deg: float = 22.0
+    hfov_deg: float = 34.7
+    width: int = WIDTH
+    height_px: int = HEIGHT
+
+    @property
+    def position(self) -> np.ndarray:
+        return np.array([0.0, 0.0, self.height])
+
+    @property
+    def focal_px(self) -> float:
+        return 0.5 * self.width / math.tan(math.radians(self.hfov_deg) / 2)
+
+    @property
+    def axes(self) -> np.ndarray:
+        """Rows: the camera's right, down and forward unit vectors in world coordinates."""
+        p = math.radians(self.pitch_deg)
+        return np.array([[1.0, 0.0, 0.0],
+                         [0.0, -math.sin(p), -math.cos(p)],
+                         [0.0, math.cos(p), -math.sin(p)]])
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """World points (..., 3) -> image coordinates u, v and depth along the optical axis."""
+        cam = (np.asarray(points, dtype=np.float64) - self.position) @ self.axes.T
+        depth = cam[..., 2]
+        safe = np.where(depth > 1e-6, depth, 1e-6)
+        u = self.width / 2 + self.focal_px * cam[..., 0] / safe
+        v = self.height_px / 2 + self.focal_px * cam[..., 1] / safe
+        return u, v, depth
+
+    def rays(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Unit world directions (..., 3) of the rays through image coordinates (u, v)."""
+        right, down, fwd = self.axes
+        x = (np.asarray(u, dtype=np.float64) - self.width / 2) / self.focal_px
+        y = (np.asarray(v, dtype=np.float64) - self.height_px / 2) / self.focal_px
+        d = fwd + x[..., None] * right + y[..., None] * down
+        return d / np.linalg.norm(d, axis=-1, keepdims=True)
+
+    def floor_point(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Floor points (..., 2) seen at image coordinates (u, v) (rows below the horizon only)."""
+        d = self.rays(u, v)
+        t = self.height / -d[..., 2]
+        return (self.position + t[..., None] * d)[..., :2]
+
+
+@dataclass
+class SceneObject:
+    """One object and its whole trajectory: floor positions (T, 2) and yaw angles (T,)."""
+
+    shape: int
+    material: int
+    colour: int
+    size: float          # half extent: sphere radius, cube half side, cylinder radius = half height
+    pos: np.ndarray      # (T, 2) floor position of the centre of the footprint
+    yaw: np.ndarray      # (T,) rotation about the vertical axis, radians (matters for cubes)
+
+    @property
+    def cid(self) -> int:
+        return class_id(self.shape, self.material, self.colour)
+
+    @property
+    def name(self) -> str:
+        return f"{COLOURS[self.colour]} {MATERIALS[self.material]} {SHAPES[self.shape]}"
+
+    def corners(self, t: int) -> np.ndarray:
+        """(8, 3) corners of a box that holds the object at frame t."""
+        r = self.size * (math.sqrt(2.0) if self.shape == CUBE else 1.0)
+        x, y = self.pos[t]
+        return np.array([[x + sx * r, y + sy * r, z] for sx in (-1, 1) for sy in (-1, 1)
+                         for z in (0.0, 2 * self.size)])
+
+    def screen_box(self, camera: Camera, t: int) -> tuple[float, float, float, float] | None:
+        """(u0, v0, u1, v1) image box of the object at frame t, None when it is behind the camera."""
+        u, v, depth = camera.project(self.corners(t))
+        if depth.min() < 0.3:
+            return None
+        return float(u.min()), float(v.min()), float(u.max()), float(v.max())
+
+    def in_view(self, camera: Camera, t: int, margin: float = 0.0) -> bool:
+        """True when the object's image box overlaps the image by more than `margin` pixels."""
+        box = self.screen_box(camera, t)
+        if box is None:
+            return False
+        u0, v0, u1, v1 = box
+        return (u1 > margin and u0 < camera.width - margin and v1 > margin
+                and v0 < camera.height_px - margin)
+
+
+@dataclass
+class Scene:
+    camera: Camera
+    objects: list[SceneObject] = field(default_factory=list)
+    num_frames: int = NUM_FRAMES
+
+
+def simulate(pos0: np.ndarray, vel0: np.ndarray, radius: np.ndarray, mass: np.ndarray,
+             num_frames: int = NUM_FRAMES, friction: float = 0.006, substeps: int = 8,
+             restitution: float = 1.0, spin0: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slide discs on the floor and let them collide; returns positions and velocities (T, n, 2), yaw (T, n).
+
+    Friction is a constant deceleration (units per frame^2) until the disc stops; collisions are
+    impulses along the line of centres, so momentum is conserved exactly and, with restitution 1,
+    kinetic energy too. Yaw starts at 0 and turns at the spin rate, which friction also slows;
+    a glancing collision adds spin, so hit cubes turn.
+    """
+    pos = np.array(pos0, dtype=np.float64).reshape(-1, 2).copy()
+    vel = np.array(vel0, dtype=np.float64).reshape(-1, 2).copy()
+    n = len(pos)
+    radius = np.asarray(radius, dtype=np.float64)
+    mass = np.asarray(mass, dtype=np.float64)
+    spin = np.zeros(n) if spin0 is None else np.array(spin0, dtype=np.float64)
+    yaw = np.zeros(n)
+    dt = 1.0 / substeps
+    out_p = np.empty((num_frames, n, 2))
+    out_v = np.empty((num_frames, n, 2))
+    out_y = np.empty((num_frames, n))
+    for t in range(num_frames):
+        out_p[t], out_v[t], out_y[t] = pos, vel, yaw
+        if t == num_frames - 1:
+            break
+        for _ in range(substeps):
+            pos += vel * dt
+            yaw += spin * dt
+            for i in range(n):
+                for j in range(i + 1, n):
+                    d = pos[j] - pos[i]
+                    dist = math.hypot(d[0], d[1])
+                    overlap = radius[i] + radius[j] - dist
+                    if overlap <= 0 or dist < 1e-9:
+                        continue
+                    normal = d / dist
+                    rel = vel[j] - vel[i]
+                    approach = rel @ normal
+                    if approach < 0:
+                        impulse = -(1 + restitution) * approach / (1 / mass[i] + 1 / mass[j])
+                        vel[i] -= impulse / mass[i] * normal
+                        vel[j] += impulse / mass[j] * normal
+                        tangential = rel[0] * normal[1] - rel[1] * normal[0]
+                        spin[i] += 0.15 * tangential / radius[i]
+                        spin[j] += 0.15 * tangential / radius[j]
+                    # Separate overlapping discs in proportion to their inverse mass; this moves
+                    # positions only, so momentum is untouched.
+                    w = 1 / mass[i] + 1 / mass[j]
+                    pos[i] -= normal * overlap * (1 / mass[i]) / w
+                    pos[j] += normal * overlap * (1 / mass[j]) / w
+            speed = np.hypot(vel[:, 0], vel[:, 1])
+            moving = speed > 0
+            scale = np.where(moving, np.maximum(speed - friction * dt, 0.0) / np.where(moving, speed, 1), 0.0)
+            vel *= scale[:, None]
+            spin = np.sign(spin) * np.maximum(np.abs(spin) - 0.004 * dt, 0.0)
+    return out_p, out_v, out_y
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Knobs of the scene sampler, tuned so that mask statistics match the real samples."""
+
+    size: float = 0.47                    # half extent of every object (CLEVRER objects share one size)
+    num_objects: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
+    num_objects_p: tuple[float, ...] = (0.10, 0.18, 0.24, 0.22, 0.16, 0.10)
+    p_static: float = 0.35                # share of in-view objects at rest at the start
+    p_aimed: float = 0.5                  # share of moving objects aimed at another object
+    speed: tuple[float, float] = (0.15, 0.42)    # initial speed, units per frame
+    friction: float = 0.006               # deceleration, units per frame^2
+    p_entering_video: float = 0.65        # share of videos with objects entering mid-video
+    max_entering: int = 3
+    enter_frames: tuple[int, int] = (1, 16)
+    p_leaving: float = 0.3                # share of videos with one object sent towards an edge
+    v_range: tuple[float, float] = (20.0, 130.0)   # image rows where objects start
+    u_margin: float = 14.0
+
+
+def _free(p: np.ndarray, placed: list[np.ndarray], radius: float, gap: float) -> bool:
+    return all(np.hypot(*(p - q)) > 2 * radius + gap for q in placed)
+
+
+def sample_scene(rng: np.random.Generator, camera: Camera | None = None,
+                 config: SceneConfig | None = None, num_frames: int = NUM_FRAMES,
+                 max_tries: int = 50) -> Scene:
+    """Draw a random scene and simulate it; retried until every frame shows an object."""
+    camera = camera or Camera()
+    config = config or SceneConfig()
+    scene = None
+    for _ in range(max_tries):
+        scene = _sample_once(rng, camera, config, num_frames)
+        seen = np.array([[o.in_view(camera, t, margin=4) for o in scene.objects] for t in range(num_frames)])
+        # Every frame shows an object and every object shows up at some point, as in the real videos.
+        if seen.any(axis=1).all() and seen.any(axis=0).all():
+            return scene
+    assert scene is not None
+    return scene
+
+
+def _sample_once(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, num_frames: int) -> Scene:
+    n = int(rng.choice(cfg.num_objects, p=np.array(cfg.num_objects_p) / sum(cfg.num_objects_p)))
+    classes = rng.choice(48, size=n, replace=False)
+    n_enter = 0
+    if n > 1 and rng.random() < cfg.p_entering_video:
+        n_enter = int(rng.integers(1, min(cfg.max_entering, n - 1) + 1))
+    r = cfg.size
+    coll_r = np.array([r * COLLISION_SCALE[int(c) // 16] for c in classes])
+    pos = np.zeros((n, 2))
+    vel = np.zeros((n, 2))
+    placed: list[np.ndarray] = []
+
+    def sample_inside() -> np.ndarray:
+        for _ in range(200):
+            u = rng.uniform(cfg.u_margin, camera.width - cfg.u_margin)
+            v = rng.uniform(*cfg.v_range)
+            p = camera.floor_point(np.array(u), np.array(v))
+            if _free(p, placed, r * 1.3, 0.15):
+                return p
+        return p
+
+    n_in = n - n_enter
+    for i in range(n_in):
+        pos[i] = sample_inside()
+        placed.append(pos[i])
+    # The first in-view object always moves, so that no video is a still life.
+    for i in range(n_in):
+        if i > 0 and rng.random() < cfg.p_static:
+            continue
+        speed = rng.uniform(*cfg.speed)
+        others = [j for j in range(n_in) if j != i]
+        if others and rng.random() < cfg.p_aimed:
+            # Aiming at another object is what makes CLEVRER videos full of collisions.
+            d = pos[rng.choice(others)] - pos[i]
+            ang = math.atan2(d[1], d[0]) + rng.normal(0, 0.15)
+        else:
+            ang = rng.uniform(0, 2 * math.pi)
+        vel[i] = speed * np.array([math.cos(ang), math.sin(ang)])
+    if n_in > 0 and rng.random() < cfg.p_leaving:
+        # Send one object fast towards the nearest side so that it leaves the view.
+        i = int(rng.integers(n_in))
+        u, _, _ = camera.project(np.array([*pos[i], r]))
+        side = -1.0 if u < camera.width / 2 else 1.0
+        ang = rng.uniform(-0.6, 0.6)
+        vel[i] = rng.uniform(0.22, 0.36) * np.array([side * math.cos(ang), math.sin(ang)])
+
+    for i in range(n_in, n):
+        pos[i], vel[i] = _entering(rng, camera, cfg, placed, num_frames)
+        placed.append(pos[i])
+
+    mass = np.ones(n)
+    spin0 = rng.uniform(-0.03, 0.03, size=n) * (np.hypot(vel[:, 0], vel[:, 1]) > 0)
+    traj, _, yaw = simulate(pos, vel, coll_r, mass, num_frames, cfg.friction, spin0=spin0)
+    yaw0 = rng.uniform(0, math.pi / 2, size=n)
+    objects = []
+    for i, c in enumerate(classes):
+        shape, material, colour = int(c) // 16, (int(c) // 8) % 2, int(c) % 8
+        objects.append(SceneObject(shape, material, colour, r, traj[:, i], yaw0[i] + yaw[:, i]))
+    return Scene(camera, objects, num_frames)
+
+
+def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig,
+              placed: list[np.ndarray], num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start position outside the view and velocity so that the object crosses into it mid-video."""
+    r = cfg.size
+    probe = SceneObject(SPHERE, RUBBER, 0, r * math.sqrt(2), np.zeros((1, 2)), np.zeros(1))
+    for _ in range(100):
+        target = camera.floor_point(np.array(rng.uniform(40, camera.width - 40)),
+                                    np.array(rng.uniform(40, 140)))
+        edge = rng.choice(3, p=[0.4, 0.4, 0.2])      # left, right, far side
+        a = rng.uniform(-0.9, 0.9)
+        d = [np.array([math.cos(a), math.sin(a)]), np.array([-math.cos(a), math.sin(a)]),
+             np.array([math.sin(a) * 0.7, -math.cos(a)])][edge]
+        d = d / np.linalg.norm(d)
+        # Walk back from the target until the object is entirely out of the image.
+        boundary = None
+        for s in np.arange(0.0, 30.0, 0.1):
+            probe.pos[0] = target - s * d
+            if not probe.in_view(camera, 0):
+                boundary = s
+                break
+        if boundary is None:
+            continue
+        t_enter = rng.uniform(*cfg.enter_frames)
+        v_enter = rng.uniform(0.12, 0.32)
+        v_start = v_enter + cfg.friction * t_enter
+        back = v_start * t_enter - 0.5 * cfg.friction * t_enter ** 2
+        start = target - (boundary + back) * d
+        probe.pos[0] = start
+        if _free(start, placed, r * 1.3, 0.15) and not probe.in_view(camera, 0):
+            return start, v_start * d
+    return start, v_start * d

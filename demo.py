@@ -1,0 +1,189 @@
+"""The whole method on a CPU in minutes: data, three models, every predictor, a report.
+
+Generates the `tiny` synthetic dataset (unless data is there), trains the U-Net, the
+ConvLSTM reconstructor and the mask SimVP briefly, scores every predictor on val side by
+side, writes the hidden-set submission, and leaves in `results/demo/`: results.json,
+report.md, figure.png, submission.pt and video_ids.json. Running it again reuses every
+finished step (a model whose run is unfinished is resumed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+from common.errors import run_cli  # noqa: E402
+from common.paths import DATA_ROOT, RESULTS_ROOT  # noqa: E402
+from Data.layout import SPLITS  # noqa: E402
+from Data.palette import colorize_mask  # noqa: E402
+
+log = logging.getLogger("demo")
+
+DEFAULT_PREDICTOR = "mask_extrapolation"   # the best val row of the README's measured table
+ROW_ORDER = ["frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "oracle"]
+
+
+def step(title: str) -> None:
+    log.info("=== %s", title)
+
+
+def train_if_needed(name: str, trainer_main, out_dir: Path, argv: list[str], epochs: int) -> None:
+    """Train, resume an unfinished run, or reuse a finished one."""
+    last = out_dir / "last.pt"
+    if last.exists():
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        if ckpt["epoch"] >= epochs and not ckpt.get("interrupted"):
+            log.info("%s: reusing %s (epoch %d)", name, out_dir, ckpt["epoch"])
+            return
+        argv = [*argv, "--resume"]
+    step(f"training the {name}")
+    trainer_main([*argv, "--out_dir", str(out_dir), "--epochs", str(epochs)])
+
+
+def ensure_data(root: Path, seed: int, workers: int) -> None:
+    if all((root / s).is_dir() and any((root / s).iterdir()) for s in SPLITS):
+        log.info("data: using %s", root)
+        return
+    step(f"generating the tiny dataset into {root}")
+    from Data import generate
+    generate.main(["--root_dir", str(root), "--preset", "tiny", "--seed", str(seed), "--workers", str(workers)])
+
+
+def make_figure(root: Path, val_dir: Path, recon_ckpt: Path, path: Path, videos: int = 4) -> None:
+    """Rows of val videos: frames 0 and 10, true frame 21, predicted frame 21, true mask, each predictor's mask."""
+    from Data.datasets import EvalVideos
+    from Unets.inference import load_reconstructor
+
+    dataset = EvalVideos(root)
+    names = [n for n in ROW_ORDER if (val_dir / f"predictions_{n}.pt").exists()]
+    preds = {n: torch.load(val_dir / f"predictions_{n}.pt") for n in names}
+    primary = json.loads((val_dir / "results.json").read_text())["predictor"]
+    preds[primary] = torch.load(val_dir / "predictions.pt")
+    names = [n for n in ROW_ORDER if n in preds]
+    recon = load_reconstructor(recon_ckpt, torch.device("cpu"))
+    titles = ["frame 0", "frame 10", "true frame 21", "predicted frame 21", "true mask 21", *names]
+    rows = []
+    for i in range(min(videos, len(dataset))):
+        item = dataset[i]
+        with torch.inference_mode():
+            predicted = recon.predict_last_frame(item["inputs"][None])[0].clamp(0, 1)
+
+        def rgb(x: torch.Tensor) -> np.ndarray:
+            return (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        tiles = [rgb(item["inputs"][0]), rgb(item["inputs"][10]), rgb(item["frame21"]), rgb(predicted),
+                 colorize_mask(item["mask21"].numpy())] + [colorize_mask(preds[n][i].numpy()) for n in names]
+        rows.append(np.concatenate([np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles], 1))
+    header = np.full((18, rows[0].shape[1], 3), 255, np.uint8)
+    image = Image.fromarray(np.concatenate([header, *rows], 0))
+    draw = ImageDraw.Draw(image)
+    for k, title in enumerate(titles):
+        draw.text((k * 244 + 4, 3), title, fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def write_report(out: Path, results: dict, settings: dict, seconds: dict[str, float]) -> str:
+    """report.md: the val table, how it was made, and the figure."""
+    jac = results["jaccard"]
+    base = jac.get("frame10_baseline")
+    lines = ["# Demo results", "",
+             f"Val Jaccard (competition metric, 49 classes, macro) over {results['videos']} generated val videos.", "",
+             "| predictor | val JI | x frame-10 baseline |", "|---|---|---|"]
+    for name in ROW_ORDER:
+        if name in jac:
+            ratio = f"{jac[name] / base:.2f}" if base else "-"
+            lines.append(f"| {name} | {jac[name]:.4f} | {ratio} |")
+    lines += ["", "Settings (a CPU demo: minutes per model, not a tuned run):", ""]
+    lines += [f"- {k}: `{v}`" for k, v in settings.items()]
+    lines += ["", "Wall time per step (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()), "",
+              "Rows of val videos: frames 0 and 10, the true and the predicted frame 21, the true mask, "
+              "then each predictor's mask.", "", "![figure](figure.png)", ""]
+    text = "\n".join(lines)
+    (out / "report.md").write_text(text)
+    return text
+
+
+def run_demo(root: Path, out: Path, minutes: float, seed: int = 0, workers: int = 2, quick: bool = False,
+             unet_width: int = 16) -> dict:
+    """Every step of the demo; `quick` caps each model at a few optimizer steps (for tests)."""
+    from SSL_convLSTM_Reconstructor import pseudo_labels, train_mask_predictor, train_reconstructor
+    from Unets import train as train_unet
+    from Unets.inference import build_parser, run
+
+    seconds: dict[str, float] = {}
+    t = time.monotonic()
+    ensure_data(root, seed, workers)
+    seconds["data"] = time.monotonic() - t
+    ckpts = out / "checkpoints"
+    cap = ["--max_steps_per_epoch", "3"] if quick else []
+    common = ["--root_dir", str(root), "--seed", str(seed), "--workers", "0", "--budget_minutes", str(minutes), *cap]
+
+    t = time.monotonic()
+    unet_argv = [*common, "--base_width", str(unet_width), "--crop", "96x128", "--batch_size", "8",
+                 "--val_frames", "0,10,21", "--lr", "3e-3"]
+    train_if_needed("U-Net", train_unet.main, ckpts / "unet", unet_argv, epochs=2 if quick else 12)
+    seconds["unet"] = time.monotonic() - t
+
+    t = time.monotonic()
+    step("pseudo-labelling the unlabeled and val videos with the U-Net")
+    for split in ("unlabeled", "val"):
+        pseudo_labels.make_pseudo_labels(root, split, ckpts / "unet", pseudo_labels.MODEL_FRAMES)
+    mask_argv = [*common, "--batch_size", "8", "--hid_s", "16", "--hid_t", "64", "--n_t", "2"]
+    train_if_needed("mask SimVP", train_mask_predictor.main, ckpts / "mask_simvp", mask_argv,
+                    epochs=2 if quick else 30)
+    seconds["mask_simvp"] = time.monotonic() - t
+
+    t = time.monotonic()
+    recon_argv = [*common, "--batch_size", "4", "--base_width", "8", "--hidden", "32", "--holdout", "0.1"]
+    train_if_needed("reconstructor", train_reconstructor.main, ckpts / "reconstructor", recon_argv,
+                    epochs=2 if quick else 20)
+    seconds["reconstructor"] = time.monotonic() - t
+
+    t = time.monotonic()
+    step("scoring every predictor on val")
+    models = ["--saved_seg_model_dir", str(ckpts / "unet"), "--saved_recon_model_dir", str(ckpts / "reconstructor"),
+              "--saved_mask_model_dir", str(ckpts / "mask_simvp"), "--root_dir", str(root), "--force"]
+    others = [n for n in ROW_ORDER[:-1] if n != DEFAULT_PREDICTOR]
+    results = run(build_parser().parse_args(["--split", "val", "--predictor", DEFAULT_PREDICTOR, "--compare", *others,
+                                             "--out_dir", str(out / "val"), *models]))
+    step(f"writing the hidden-set submission ({DEFAULT_PREDICTOR})")
+    run(build_parser().parse_args(["--split", "hidden", "--predictor", DEFAULT_PREDICTOR,
+                                   "--out_dir", str(out), *models]))
+    seconds["inference"] = time.monotonic() - t
+
+    shutil.copyfile(out / "val" / "results.json", out / "results.json")
+    make_figure(root, out / "val", ckpts / "reconstructor", out / "figure.png")
+    settings = {"data": str(root), "seed": seed, "minutes per model": minutes, "quick": quick,
+                "U-Net": " ".join(unet_argv[2:]), "mask SimVP": " ".join(mask_argv[2:]),
+                "reconstructor": " ".join(recon_argv[2:]), "hidden submission": DEFAULT_PREDICTOR}
+    print("\n" + write_report(out, results, settings, seconds))
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root_dir", type=Path, default=DATA_ROOT,
+                        help="data root; the tiny preset is generated there when it holds no data")
+    parser.add_argument("--out_dir", type=Path, default=RESULTS_ROOT / "demo",
+                        help="where results, the report, the figure, the submission and checkpoints go")
+    parser.add_argument("--minutes_per_model", type=float, default=3.0, help="training time budget of each model")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every model")
+    parser.add_argument("--workers", type=int, default=2, help="processes generating data")
+    parser.add_argument("--quick", action="store_true", help="a few optimizer steps per model (a smoke test)")
+    args = parser.parse_args(argv)
+    return run_demo(args.root_dir, args.out_dir, args.minutes_per_model, args.seed, args.workers, args.quick)
+
+
+if __name__ == "__main__":
+    run_cli(main)

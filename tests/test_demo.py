@@ -1,0 +1,29 @@
+import json
+import shutil
+
+import torch
+from PIL import Image
+
+import demo
+
+
+def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
+    root = shutil.copytree(session_root, tmp_path / "data")
+    out = tmp_path / "demo"
+    results = demo.run_demo(root, out, minutes=0.2, quick=True, unet_width=4)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["jaccard"] == results["jaccard"]
+    assert set(saved["jaccard"]) == {"frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "oracle"}
+    assert all(0.0 <= v <= 1.0 for v in saved["jaccard"].values())
+    sub = torch.load(out / "submission.pt")
+    ids = json.loads((out / "video_ids.json").read_text())
+    assert sub.dtype == torch.uint8 and sub.shape == (3, 160, 240) and ids == [15000, 15001, 15002]
+    fig = Image.open(out / "figure.png")
+    assert fig.width == 10 * 244 and fig.height > 3 * 160
+    report = (out / "report.md").read_text()
+    assert "| mask_simvp |" in report and "figure.png" in report
+
+    # a second run reuses every finished model
+    stamp = (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns
+    demo.run_demo(root, out, minutes=0.2, quick=True, unet_width=4)
+    assert (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns == stamp
