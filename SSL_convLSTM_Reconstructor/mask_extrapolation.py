@@ -1,0 +1,408 @@
+"""Physics extrapolation of object masks: no training, numpy only.
+
+Given the (noisy, U-Net predicted) masks of frames 0..T-1, predict the mask ``horizon``
+frames after the last one (frame 10 -> frame 21 is 11 steps) by moving each object along
+a straight line whose per-frame velocity decays geometrically (sliding friction):
+
+    displacement(frame L -> frame L+h) = v * (1 - r**h) / (1 - r)      (= v*h when r == 1)
+
+where ``v`` is the object's displacement per frame at the last input frame L and ``r`` the
+per-frame velocity decay (``friction``; ``DEFAULT_FRICTION``, or fit one on training masks
+with ``fit_friction``).
+
+Per object (class id, at most one object per class per video):
+
+1. Per frame: its pixels, cleaned of far-away specks (pixels farther than ~2*sqrt(area)
+   from the pixel median are dropped); the frame counts as *visible* when at least
+   ``min_area`` pixels remain.
+2. Tracked position per frame and per axis, chosen to avoid biased centroids:
+   - a *fully seen* frame (touches no image border and its area is at least
+     ``occlusion_ratio`` of the largest fully-seen area within +-4 frames): the centroid;
+   - a frame touching the image border (the object enters or leaves the view): along
+     the axis of the touched border, the far (inner) edge of its bounding box plus the
+     edge-to-centroid offset measured in the nearest fully seen frame (offset 0 if
+     there is none, then the edge itself is tracked); along the other axis the centroid;
+   - a frame where the area dropped (partly occluded by a nearer object): not used.
+3. Velocity: least squares fit of the friction model ``p(t) = a - v * sum_{j=1}^{L-t} r**-j``
+   to the tracked positions of the last ``window`` input frames (the last ``window``
+   tracked frames if fewer than two fall in that window), per axis, with one round of
+   outlier rejection; a fit that stays poor (velocity change inside the window, e.g. a
+   collision) is redone on the last three tracked frames.
+4. Paint the object's last fully seen shape (else its largest visible one), shifted by
+   the predicted displacement (rounded to whole pixels) and optionally rescaled for
+   perspective (``horizon_y``), clipped to the view; objects are painted far to near
+   (ascending bottom y) so nearer ones end on top; objects whose footprint leaves the
+   view vanish. Objects whose predicted displacement is below ``static_px`` are copied
+   exactly where they were.
+
+Types: ``extrapolate_mask`` takes one video (T, H, W) as numpy or torch and returns a
+numpy ``(H, W) uint8``; ``extrapolate_masks`` takes a batch (B, T, H, W) and returns the
+same kind it got: numpy in -> numpy ``(B, H, W) uint8``; torch in -> torch ``uint8`` tensor
+on the input's device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
+
+__all__ = ["DEFAULT_FRICTION", "DEFAULT_HORIZON", "DEFAULT_HORIZON_Y", "extrapolate_mask",
+           "extrapolate_masks", "fit_friction", "fit_horizon", "track_objects"]
+
+# Per-frame velocity decay. 0.88 is `fit_friction` on the three labelled real sample
+# videos (DESIGN.md section 1, ../shared/real_sample/train); refit on the training masks
+# of the data you use (the synthetic generator's physics may differ).
+DEFAULT_FRICTION = 0.88
+DEFAULT_HORIZON = TARGET_FRAME - (NUM_INPUT_FRAMES - 1)   # frame 10 -> frame 21: 11 steps
+# Image row of the floor's horizon (above the image, hence negative): an object's apparent
+# size is proportional to (y - DEFAULT_HORIZON_Y). -80 is `fit_horizon` (-82) on the real sample
+# videos (sizes grow ~3x from the top row to the bottom row).
+DEFAULT_HORIZON_Y = -80.0
+
+_AREA_WINDOW = 4          # +- frames for the local reference area of the occlusion test
+
+
+@dataclass
+class Track:
+    """What the masks show of one object (class id ``cid``) over the input frames."""
+    cid: int
+    area: np.ndarray                 # (T,) pixels after speck removal (0 = not seen)
+    cy: np.ndarray                   # (T,) centroid, NaN where not seen
+    cx: np.ndarray
+    box: np.ndarray                  # (T, 4) ymin, ymax, xmin, xmax (inclusive), -1 where not seen
+    touch: np.ndarray                # (T, 4) bool: touches top, bottom, left, right border
+    pixels: dict = field(default_factory=dict)   # t -> (ys, xs) int arrays of its pixels
+    visible: np.ndarray | None = None   # (T,) bool, area >= min_area
+    full: np.ndarray | None = None      # (T,) bool, fully seen (no border, no occlusion)
+    py: np.ndarray | None = None        # (T,) tracked y, NaN where unusable
+    px: np.ndarray | None = None        # (T,) tracked x, NaN where unusable
+
+
+def _as_numpy_masks(masks, ndim: int, name: str, num_classes: int) -> np.ndarray:
+    if hasattr(masks, "detach"):         # torch.Tensor, without importing torch here
+        masks = masks.detach().cpu().numpy()
+    masks = np.asarray(masks)
+    if masks.ndim != ndim:
+        shape = "(T, H, W)" if ndim == 3 else "(B, T, H, W)"
+        raise ValueError(f"{name}: expected masks of shape {shape}, got {masks.shape}")
+    if not (np.issubdtype(masks.dtype, np.integer) or masks.dtype == np.bool_):
+        raise ValueError(f"{name}: expected integer class ids, got dtype {masks.dtype}")
+    if masks.size and (masks.min() < 0 or masks.max() >= num_classes):
+        raise ValueError(f"{name}: class ids must lie in 0..{num_classes - 1}, "
+                         f"got {masks.min()}..{masks.max()}")
+    return masks
+
+
+def track_objects(masks: np.ndarray, min_area: int = 15, occlusion_ratio: float = 0.85,
+                  horizon_y: float | None = DEFAULT_HORIZON_Y,
+                  num_classes: int = NUM_CLASSES) -> dict[int, Track]:
+    """Per-object tracks (see the module docstring, steps 1-2) of one video (T, H, W).
+
+    With ``horizon_y`` the occlusion test compares perspective-normalised areas
+    (area / (cy - horizon_y)^2), so an object shrinking as it slides away is not mistaken
+    for an occluded one.
+    """
+    masks = _as_numpy_masks(masks, 3, "track_objects", num_classes)
+    T, H, W = masks.shape
+    tt, ys, xs = np.nonzero(masks)
+    if tt.size == 0:
+        return {}
+    key = masks[tt, ys, xs].astype(np.int64) * T + tt
+    order = np.argsort(key, kind="stable")
+    key, ys, xs = key[order], ys[order], xs[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1))
+    ends = np.concatenate((starts[1:], [key.size]))
+
+    tracks: dict[int, Track] = {}
+    for s, e in zip(starts, ends):
+        cid, t = divmod(int(key[s]), T)
+        y, x = ys[s:e], xs[s:e]
+        # Speck removal: keep pixels near the median (the object), drop stray U-Net noise.
+        my, mx = np.median(y), np.median(x)
+        r = 2.0 * np.sqrt(y.size) + 2.0
+        if y.max() - y.min() > 2 * r or x.max() - x.min() > 2 * r:
+            keep = (np.abs(y - my) <= r) & (np.abs(x - mx) <= r)
+            y, x = y[keep], x[keep]
+        tr = tracks.get(cid)
+        if tr is None:
+            tr = tracks[cid] = Track(cid, np.zeros(T, np.int64), np.full(T, np.nan),
+                                     np.full(T, np.nan), np.full((T, 4), -1, np.int64),
+                                     np.zeros((T, 4), bool))
+        tr.area[t] = y.size
+        tr.cy[t], tr.cx[t] = y.mean(), x.mean()
+        y0, y1, x0, x1 = y.min(), y.max(), x.min(), x.max()
+        tr.box[t] = (y0, y1, x0, x1)
+        tr.touch[t] = (y0 <= 0, y1 >= H - 1, x0 <= 0, x1 >= W - 1)
+        tr.pixels[t] = (y, x)
+
+    for tr in tracks.values():
+        tr.visible = tr.area >= min_area
+        inside = tr.visible & ~tr.touch.any(axis=1)
+        area = tr.area.astype(float)
+        if horizon_y is not None:
+            depth = np.where(np.isnan(tr.cy), H, tr.cy) - horizon_y
+            area = area / np.maximum(depth, 1.0) ** 2
+        ref = np.zeros(T)
+        for t in range(T):   # largest fully-inside (normalised) area nearby
+            lo, hi = max(0, t - _AREA_WINDOW), min(T, t + _AREA_WINDOW + 1)
+            a = area[lo:hi][inside[lo:hi]]
+            ref[t] = a.max() if a.size else 0
+        tr.full = inside & (area >= occlusion_ratio * ref)
+        full_t = np.flatnonzero(tr.full)
+        tr.py, tr.px = np.full(T, np.nan), np.full(T, np.nan)
+        for t in np.flatnonzero(tr.visible):
+            if tr.full[t]:
+                tr.py[t], tr.px[t] = tr.cy[t], tr.cx[t]
+                continue
+            top, bottom, left, right = tr.touch[t]
+            if not tr.touch[t].any():
+                continue                      # partly occluded: centroid biased, skip
+            ref_t = full_t[np.argmin(np.abs(full_t - t))] if full_t.size else None
+            for axis, lo_touch, hi_touch, c, (i_lo, i_hi) in (
+                    ("y", top, bottom, tr.cy, (0, 1)), ("x", left, right, tr.cx, (2, 3))):
+                if lo_touch and hi_touch:
+                    val = np.nan
+                elif lo_touch:                # cut at the low border: track the far (high) edge
+                    off = (c[ref_t] - tr.box[ref_t, i_hi]) if ref_t is not None else 0.0
+                    val = tr.box[t, i_hi] + off
+                elif hi_touch:
+                    off = (c[ref_t] - tr.box[ref_t, i_lo]) if ref_t is not None else 0.0
+                    val = tr.box[t, i_lo] + off
+                else:
+                    val = c[t]
+                (tr.py if axis == "y" else tr.px)[t] = val
+    return tracks
+
+
+def _past_gain(T: int, friction: float) -> np.ndarray:
+    """g(t) = sum_{j=1}^{L-t} r^-j for t = 0..L (L = T-1): p(t) = p(L) - v * g(t)."""
+    steps = np.arange(T)[::-1]                          # L - t
+    if abs(friction - 1.0) < 1e-9:
+        return steps.astype(float)
+    inv = 1.0 / friction
+    return inv * (inv ** steps - 1.0) / (inv - 1.0)
+
+
+def _future_gain(horizon: int, friction: float) -> float:
+    """sum_{k=0}^{h-1} r^k = (1 - r^h) / (1 - r)."""
+    if abs(friction - 1.0) < 1e-9:
+        return float(horizon)
+    return (1.0 - friction ** horizon) / (1.0 - friction)
+
+
+def _fit_axis(t: np.ndarray, p: np.ndarray, gain: np.ndarray,
+              change_px: float = 1.5) -> tuple[float, float]:
+    """Least squares (a, v) of p = a - v*g(t).
+
+    One round of outlier rejection (single bad frames); then, if the fit is still poor
+    (RMS residual above ``change_px``: the velocity changed inside the window, e.g. a
+    collision), refit on the last three points only.
+    """
+    if t.size == 0:
+        return np.nan, 0.0
+    if t.size == 1:
+        return float(p[0]), 0.0
+    t0, p0 = t, p
+    for _ in range(2):
+        A = np.stack([np.ones(t.size), -gain[t]], axis=1)
+        (a, v), *_ = np.linalg.lstsq(A, p, rcond=None)
+        res = np.abs(A @ np.array([a, v]) - p)
+        bad = res > max(1.5, 3.0 * np.median(res))
+        if t.size - bad.sum() < 3 or not bad.any():
+            break
+        t, p = t[~bad], p[~bad]
+    if t0.size > 3 and np.sqrt(np.mean(res ** 2)) > change_px:
+        t, p = t0[-3:], p0[-3:]
+        A = np.stack([np.ones(3), -gain[t]], axis=1)
+        (a, v), *_ = np.linalg.lstsq(A, p, rcond=None)
+    return float(a), float(v)
+
+
+def _resample_shape(y: np.ndarray, x: np.ndarray, cy: float, cx: float, scale: float):
+    """Nearest-neighbour rescaling of a pixel set about its centroid; returns float offsets."""
+    y0, x0 = y.min(), x.min()
+    patch = np.zeros((y.max() - y0 + 1, x.max() - x0 + 1), bool)
+    patch[y - y0, x - x0] = True
+    h2 = max(1, int(round(patch.shape[0] * scale)))
+    w2 = max(1, int(round(patch.shape[1] * scale)))
+    src_y = np.minimum((np.arange(h2) + 0.5) / scale, patch.shape[0] - 1e-6).astype(int)
+    src_x = np.minimum((np.arange(w2) + 0.5) / scale, patch.shape[1] - 1e-6).astype(int)
+    ny, nx = np.nonzero(patch[np.ix_(src_y, src_x)])
+    # place so the centroid maps to the centroid
+    return (ny + 0.5) / scale - 0.5 + y0 - cy, (nx + 0.5) / scale - 0.5 + x0 - cx
+
+
+def extrapolate_mask(masks, horizon: int = DEFAULT_HORIZON, friction: float = DEFAULT_FRICTION,
+                     *, window: int = 6, min_area: int = 15, min_visible_frames: int = 2,
+                     occlusion_ratio: float = 0.85, static_px: float = 1.0,
+                     horizon_y: float | None = DEFAULT_HORIZON_Y,
+                     num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Predict the mask ``horizon`` frames after the last of ``masks`` (T, H, W) int.
+
+    Args:
+        masks: class-id masks of the input frames (numpy or torch), values 0..num_classes-1.
+        horizon: frames ahead of the last input frame (11: frame 10 -> frame 21).
+        friction: per-frame velocity decay r in (0, 1]; 1.0 = constant velocity.
+        window: the velocity is fitted on the last ``window`` input frames.
+        min_area: pixels an object needs in a frame to count as seen there.
+        min_visible_frames: objects seen in fewer frames are treated as noise and dropped.
+        occlusion_ratio: a frame whose area is below this fraction of the object's nearby
+            fully-seen area is treated as partly occluded (not used for the velocity).
+        static_px: objects predicted to move less than this many pixels are copied exactly.
+        horizon_y: perspective: image row of the horizon of the floor plane (default
+            ``DEFAULT_HORIZON_Y``; fit one with ``fit_horizon``). An object's painted shape is
+            scaled by (y_new - horizon_y) / (y_old - horizon_y) (ground-plane pinhole camera:
+            apparent size grows linearly below the horizon), and the occlusion test uses
+            areas normalised the same way. None: no perspective (shapes only shifted).
+    Returns:
+        numpy uint8 (H, W) predicted mask.
+    """
+    masks = _as_numpy_masks(masks, 3, "extrapolate_mask", num_classes)
+    if not (isinstance(horizon, (int, np.integer)) and horizon >= 0):
+        raise ValueError(f"extrapolate_mask: horizon must be an int >= 0, got {horizon!r}")
+    if not 0.0 < friction <= 1.0:
+        raise ValueError(f"extrapolate_mask: friction must lie in (0, 1], got {friction!r}")
+    if window < 2:
+        raise ValueError(f"extrapolate_mask: window must be >= 2, got {window!r}")
+    T, H, W = masks.shape
+    out = np.zeros((H, W), np.uint8)
+    tracks = track_objects(masks, min_area=min_area, occlusion_ratio=occlusion_ratio,
+                           horizon_y=horizon_y, num_classes=num_classes)
+    past = _past_gain(T, friction)
+    future = _future_gain(horizon, friction)
+
+    painted = []   # (bottom y, cid, ys, xs)
+    for cid, tr in tracks.items():
+        vis_t = np.flatnonzero(tr.visible)
+        if vis_t.size < min_visible_frames or vis_t.size == 0:
+            continue
+        # shape to paint: last fully seen frame, else the largest visible one (latest on ties)
+        full_t = np.flatnonzero(tr.full)
+        if full_t.size:
+            ts = int(full_t[-1])
+        else:
+            ts = int(vis_t[np.flatnonzero(tr.area[vis_t] == tr.area[vis_t].max())[-1]])
+        ys, xs = tr.pixels[ts]
+
+        shift = []
+        for p in (tr.py, tr.px):
+            ok = np.flatnonzero(~np.isnan(p))
+            recent = ok[ok >= T - window]
+            use = recent if recent.size >= 2 else ok[-window:]
+            a, v = _fit_axis(use, p[use], past)
+            if np.isnan(a) or np.isnan(p[ts]):
+                shift.append(0.0)
+                continue
+            shift.append(a + v * future - p[ts])
+        dy, dx = shift
+        if np.hypot(dy, dx) < static_px:
+            ny, nx = ys, xs
+        elif horizon_y is not None and tr.cy[ts] > horizon_y + 1:
+            new_cy = tr.cy[ts] + dy
+            scale = float(np.clip((new_cy - horizon_y) / (tr.cy[ts] - horizon_y), 0.5, 2.0))
+            oy, ox = _resample_shape(ys, xs, tr.cy[ts], tr.cx[ts], scale)
+            ny = np.round(oy + new_cy).astype(np.int64)
+            nx = np.round(ox + tr.cx[ts] + dx).astype(np.int64)
+        else:
+            ny, nx = ys + int(round(dy)), xs + int(round(dx))
+        keep = (ny >= 0) & (ny < H) & (nx >= 0) & (nx < W)
+        if not keep.any():
+            continue                                    # left the view
+        painted.append((int(ny.max()), cid, ny[keep], nx[keep]))
+
+    for _, cid, ny, nx in sorted(painted, key=lambda item: (item[0], item[1])):
+        out[ny, nx] = cid                               # far first, nearer on top
+    return out
+
+
+def extrapolate_masks(masks, horizon: int = DEFAULT_HORIZON, friction: float = DEFAULT_FRICTION,
+                      **kwargs):
+    """Batched ``extrapolate_mask``: (B, T, H, W) -> (B, H, W) uint8.
+
+    numpy in -> numpy out; torch tensor in -> torch uint8 tensor on the input's device.
+    Keyword arguments are those of ``extrapolate_mask``.
+    """
+    is_torch = hasattr(masks, "detach")
+    device = masks.device if is_torch else None
+    arr = _as_numpy_masks(masks, 4, "extrapolate_masks", kwargs.get("num_classes", NUM_CLASSES))
+    out = np.zeros((arr.shape[0],) + arr.shape[2:], np.uint8)
+    for i in range(arr.shape[0]):
+        out[i] = extrapolate_mask(arr[i], horizon, friction, **kwargs)
+    if is_torch:
+        import torch
+        return torch.from_numpy(out).to(device)
+    return out
+
+
+def fit_friction(mask_sequences: Iterable, min_speed: float = 1.0, min_area: int = 15,
+                 occlusion_ratio: float = 0.85, horizon_y: float | None = DEFAULT_HORIZON_Y,
+                 num_classes: int = NUM_CLASSES) -> float:
+    """Estimate the per-frame velocity decay r from full mask sequences (e.g. 22-frame train masks).
+
+    ``mask_sequences``: an array (N, T, H, W) or an iterable of (T, H, W) masks (numpy or
+    torch). For every object, the speeds s_t = |p_{t+1} - p_t| of its centroid between
+    consecutive fully seen frames (no border contact, no occlusion) are paired
+    (s_t, s_{t+1}); pairs of a moving object (s_t >= ``min_speed``) that look like free
+    sliding (not a collision: s_{t+1} within 35% of a first median-ratio guess times s_t)
+    give the least-squares decay r = sum(s_t s_{t+1}) / sum(s_t^2). Clipped to (0, 1].
+    Raises ValueError when no moving object is found.
+    """
+    s1_all, s2_all = [], []
+    for seq in mask_sequences:
+        tracks = track_objects(seq, min_area=min_area, occlusion_ratio=occlusion_ratio,
+                               horizon_y=horizon_y, num_classes=num_classes)
+        for tr in tracks.values():
+            good = tr.full
+            pos = np.stack([tr.cy, tr.cx], axis=1)
+            step = np.linalg.norm(np.diff(pos, axis=0), axis=1)        # (T-1,), NaN if unseen
+            ok = good[:-1] & good[1:]
+            pair = ok[:-1] & ok[1:]
+            s1, s2 = step[:-1][pair], step[1:][pair]
+            moving = s1 >= min_speed
+            s1_all.append(s1[moving])
+            s2_all.append(s2[moving])
+    s1 = np.concatenate(s1_all) if s1_all else np.zeros(0)
+    s2 = np.concatenate(s2_all) if s2_all else np.zeros(0)
+    if s1.size == 0:
+        raise ValueError("fit_friction: no moving object (speed >= min_speed in two "
+                         "consecutive fully seen steps) in the given masks")
+    r0 = float(np.median(s2 / s1))
+    keep = np.abs(s2 - r0 * s1) <= 0.35 * r0 * s1 + 0.5
+    if keep.sum() >= 3:
+        s1, s2 = s1[keep], s2[keep]
+    r = float(np.dot(s1, s2) / np.dot(s1, s1))
+    return float(min(max(r, 1e-3), 1.0))
+
+
+def fit_horizon(mask_sequences: Iterable, min_y_range: float = 20.0, min_area: int = 15,
+                num_classes: int = NUM_CLASSES) -> float:
+    """Estimate the horizon row ``horizon_y`` of the floor from mask sequences (N, T, H, W).
+
+    Ground-plane pinhole camera: an object's linear size sqrt(area) = k * (cy - horizon_y).
+    For every object whose fully seen (no border contact) frames span at least
+    ``min_y_range`` rows, fit sqrt(area) = k*cy + b by least squares (frames whose area
+    drops below 0.7 of the fit are refitted away as occluded); its horizon is -b/k. Returns
+    the median over objects. Raises ValueError when no object moves enough in y.
+    """
+    estimates = []
+    for seq in mask_sequences:
+        tracks = track_objects(seq, min_area=min_area, horizon_y=None, num_classes=num_classes)
+        for tr in tracks.values():
+            ok = tr.visible & ~tr.touch.any(axis=1)
+            y, size = tr.cy[ok], np.sqrt(tr.area[ok].astype(float))
+            if y.size < 3 or y.max() - y.min() < min_y_range:
+                continue
+            for _ in range(2):
+                k, b = np.polyfit(y, size, 1)
+                keep = size >= 0.85 * (k * y + b)      # sqrt(0.7) ~ 0.84: drop occluded frames
+                if keep.all() or keep.sum() < 3:
+                    break
+                y, size = y[keep], size[keep]
+            if k > 1e-3:
+                estimates.append(-b / k)
+    if not estimates:
+        raise ValueError("fit_horizon: no object moves at least min_y_range rows while fully seen")
+    return float(np.median(estimates))
