@@ -125,6 +125,10 @@ def track_objects(masks: np.ndarray, min_area: int = 15, occlusion_ratio: float 
         r = 2.0 * np.sqrt(y.size) + 2.0
         if y.max() - y.min() > 2 * r or x.max() - x.min() > 2 * r:
             keep = (np.abs(y - my) <= r) & (np.abs(x - mx) <= r)
+            if not keep.any():
+                # Scattered pixels with no blob at their median (e.g. two far-apart specks
+                # of a class the U-Net confuses): no reliable position in this frame.
+                continue
             y, x = y[keep], x[keep]
         tr = tracks.get(cid)
         if tr is None:

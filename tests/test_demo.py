@@ -5,12 +5,14 @@ import torch
 from PIL import Image
 
 import demo
+from dataclasses import replace
 
 
 def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     root = shutil.copytree(session_root, tmp_path / "data")
     out = tmp_path / "demo"
-    results = demo.run_demo(root, out, minutes=0.2, quick=True, unet_width=4)
+    profile = replace(demo.DEMO, minutes=0.2, unet=[*demo.DEMO.unet, "--base_width", "4"])
+    results = demo.run_demo(root, out, profile, quick=True)
     saved = json.loads((out / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]
     assert set(saved["jaccard"]) == {"frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "oracle"}
@@ -25,5 +27,5 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
 
     # a second run reuses every finished model
     stamp = (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns
-    demo.run_demo(root, out, minutes=0.2, quick=True, unet_width=4)
+    demo.run_demo(root, out, profile, quick=True)
     assert (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns == stamp

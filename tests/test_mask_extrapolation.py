@@ -173,3 +173,13 @@ def test_rejects_bad_input():
         extrapolate_mask(np.zeros((8, 8), np.uint8))
     with pytest.raises(ValueError, match="friction"):
         extrapolate_mask(np.zeros((T_IN, 8, 8), np.uint8), friction=1.5)
+
+
+def test_scattered_specks_with_no_blob_at_their_median_are_ignored():
+    # U-Net noise: a class seen only as far-apart specks must not crash the tracker
+    masks = np.zeros((11, 64, 96), np.uint8)
+    masks[:, 2:5, 2:5] = 7
+    masks[:, 58:61, 90:93] = 7
+    masks[:, 30:40, 40:50] = 3
+    out = extrapolate_mask(masks)
+    assert out.shape == (64, 96) and (out == 3).sum() == 100

@@ -119,3 +119,12 @@ def test_soft_jaccard_loss():
     assert 0.0 < loss.item() < 1.0 and uniform.grad is not None
     with pytest.raises(ValueError):
         soft_jaccard_loss(perfect[:, :10], target)
+
+
+def test_untrained_model_copies_the_last_mask():
+    # the copy prior: before any training the forecast is the frame-10 baseline
+    torch.manual_seed(0)
+    model = MaskSimVP(embed_dim=4, hid_s=8, hid_t=16, n_t=1).eval()
+    masks = torch.randint(0, 49, (2, 11, 32, 48))
+    with torch.no_grad():
+        assert torch.equal(model(masks).argmax(1), masks[:, -1])

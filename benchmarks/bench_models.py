@@ -1,0 +1,91 @@
+"""Training and inference speed of every model on this machine, at 160x240.
+
+    python benchmarks/bench_models.py                 # U-Net widths 16 32 64, reconstructor, mask SimVP
+    python benchmarks/bench_models.py --seconds 5     # longer measurements
+
+Training = forward + backward + AdamW step; inference = forward under inference_mode.
+Each figure is samples/s over the median of timed steps after one warm-up step.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from common.errors import run_cli  # noqa: E402
+from Data.layout import HEIGHT, NUM_CLASSES, WIDTH  # noqa: E402
+from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP  # noqa: E402
+from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor  # noqa: E402
+from Unets.unet_model import UNet  # noqa: E402
+
+
+def timed(step: Callable[[], None], seconds: float) -> float:
+    """Median seconds of one call, after a warm-up call, over at least 3 calls or `seconds`."""
+    step()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def speeds(model: torch.nn.Module, make_batch: Callable[[], tuple], loss_fn: Callable, batch: int,
+           seconds: float) -> tuple[float, float]:
+    opt = torch.optim.AdamW(model.parameters(), 1e-4)
+    x, y = make_batch()
+
+    def train_step() -> None:
+        model.train()
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    def infer_step() -> None:
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+    return batch / timed(train_step, seconds), batch / timed(infer_step, seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0, help="time spent per measurement")
+    parser.add_argument("--batch", type=int, default=4, help="batch size")
+    parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64], help="U-Net base widths")
+    args = parser.parse_args(argv)
+    b = args.batch
+    torch.manual_seed(0)
+    images = lambda: (torch.rand(b, 3, HEIGHT, WIDTH), torch.randint(0, NUM_CLASSES, (b, HEIGHT, WIDTH)))  # noqa: E731
+    clips = lambda: (torch.rand(b, 11, 3, HEIGHT, WIDTH), torch.rand(b, 1, 3, HEIGHT, WIDTH))  # noqa: E731
+    masks = lambda: (torch.randint(0, NUM_CLASSES, (b, 11, HEIGHT, WIDTH)), torch.randint(0, NUM_CLASSES, (b, HEIGHT, WIDTH)))  # noqa: E731
+    rows = []
+    for w in args.widths:
+        model = UNet(base_width=w)
+        n = sum(p.numel() for p in model.parameters())
+        rows.append((f"U-Net base {w}", n, "images", *speeds(model, images, F.cross_entropy, b, args.seconds)))
+    for mode in ("jump", "rollout"):
+        model = Reconstructor(mode=mode)
+        target = (lambda: (clips()[0], torch.rand(b, 11, 3, HEIGHT, WIDTH))) if mode == "rollout" else clips
+        n = sum(p.numel() for p in model.parameters())
+        rows.append((f"reconstructor {mode}", n, "clips", *speeds(model, target, F.l1_loss, b, args.seconds)))
+    model = MaskSimVP()
+    rows.append(("mask SimVP", sum(p.numel() for p in model.parameters()), "clips",
+                 *speeds(model, masks, F.cross_entropy, b, args.seconds)))
+    print(f"\nCPU threads: {torch.get_num_threads()}, batch {b}, {HEIGHT}x{WIDTH}")
+    print(f"{'model':<22}{'params':>12}{'unit':>8}{'train/s':>10}{'infer/s':>10}")
+    for name, n, unit, tr, inf in rows:
+        print(f"{name:<22}{n:>12,}{unit:>8}{tr:>10.1f}{inf:>10.1f}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
