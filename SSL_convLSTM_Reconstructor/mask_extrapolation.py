@@ -48,9 +48,12 @@ from typing import Iterable
 import numpy as np
 
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
+from Data.synth.scene import Camera, SceneConfig
 
-__all__ = ["DEFAULT_FRICTION", "DEFAULT_HORIZON", "DEFAULT_HORIZON_Y", "extrapolate_mask",
-           "extrapolate_masks", "fit_friction", "fit_horizon", "track_objects"]
+__all__ = ["DEFAULT_CAMERA", "DEFAULT_DECEL", "DEFAULT_DECEL_PX", "DEFAULT_FRICTION", "DEFAULT_HORIZON",
+           "DEFAULT_HORIZON_Y", "DEFAULT_MOTION", "DEFAULT_PLANE_Z", "DEFAULT_SPACE",
+           "DEFAULT_TRACK_POINT", "MOTIONS", "SPACES", "TRACK_POINTS", "extrapolate_mask",
+           "extrapolate_masks", "fit_deceleration", "fit_friction", "fit_horizon", "track_objects"]
 
 # Per-frame velocity decay. 0.88 is `fit_friction` on the three labelled real sample
 # videos (DESIGN.md section 1, ../shared/real_sample/train); refit on the training masks
@@ -61,6 +64,24 @@ DEFAULT_HORIZON = TARGET_FRAME - (NUM_INPUT_FRAMES - 1)   # frame 10 -> frame 21
 # size is proportional to (y - DEFAULT_HORIZON_Y). -80 is `fit_horizon` (-82) on the real sample
 # videos (sizes grow ~3x from the top row to the bottom row).
 DEFAULT_HORIZON_Y = -80.0
+
+MOTIONS = ("coulomb", "geometric")
+SPACES = ("floor", "image")
+TRACK_POINTS = ("centroid", "bottom")
+DEFAULT_MOTION = "coulomb"
+DEFAULT_SPACE = "floor"          # the space of the Coulomb model (geometric: always "image" by default)
+DEFAULT_TRACK_POINT = "centroid"
+# The camera of the synthetic generator (Data/synth/scene.py), also the one its scenes were tuned
+# on to match the real sample videos.
+DEFAULT_CAMERA = Camera()
+# Height above the floor of the plane the tracked image point is un-projected onto: the
+# centroid of an object's silhouette is (very nearly) the image of its centre, which is one
+# half size above the floor (CLEVRER objects share one size); the bottom point lies on the floor.
+DEFAULT_PLANE_Z = SceneConfig.size
+# Constant deceleration, floor units per frame^2 (space="floor"), resp. image pixels per frame^2
+# (space="image"; a rough depth-averaged value). Measured, see the module docstring.
+DEFAULT_DECEL = 0.006
+DEFAULT_DECEL_PX = 0.15
 
 _AREA_WINDOW = 4          # +- frames for the local reference area of the occlusion test
 
@@ -197,16 +218,19 @@ def _future_gain(horizon: int, friction: float) -> float:
     return (1.0 - friction ** horizon) / (1.0 - friction)
 
 
-def _fit_axis(t: np.ndarray, p: np.ndarray, gain: np.ndarray,
+def _fit_axis(t: np.ndarray, p: np.ndarray, gain: np.ndarray, offset: np.ndarray | None = None,
               change_px: float = 1.5) -> tuple[float, float]:
-    """Least squares (a, v) of p = a - v*g(t).
+    """Least squares (a, v) of p = a - v*g(t) + offset(t) (offset: a known term, default 0).
 
-    One round of outlier rejection (single bad frames); then, if the fit is still poor
-    (RMS residual above ``change_px``: the velocity changed inside the window, e.g. a
-    collision), refit on the last three points only.
+    One round of outlier rejection (single bad frames, residual above ``change_px`` and 3x
+    the median); then, if the fit is still poor (RMS residual above ``change_px``: the
+    velocity changed inside the window, e.g. a collision), refit on the last three points
+    only. ``change_px`` is in the units of p (pixels in the image; converted for the floor).
     """
     if t.size == 0:
         return np.nan, 0.0
+    if offset is not None:
+        p = p - offset[t]
     if t.size == 1:
         return float(p[0]), 0.0
     t0, p0 = t, p
@@ -214,7 +238,7 @@ def _fit_axis(t: np.ndarray, p: np.ndarray, gain: np.ndarray,
         A = np.stack([np.ones(t.size), -gain[t]], axis=1)
         (a, v), *_ = np.linalg.lstsq(A, p, rcond=None)
         res = np.abs(A @ np.array([a, v]) - p)
-        bad = res > max(1.5, 3.0 * np.median(res))
+        bad = res > max(change_px, 3.0 * np.median(res))
         if t.size - bad.sum() < 3 or not bad.any():
             break
         t, p = t[~bad], p[~bad]
@@ -223,6 +247,120 @@ def _fit_axis(t: np.ndarray, p: np.ndarray, gain: np.ndarray,
         A = np.stack([np.ones(3), -gain[t]], axis=1)
         (a, v), *_ = np.linalg.lstsq(A, p, rcond=None)
     return float(a), float(v)
+
+
+def _check_choice(name: str, value, choices, caller: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{caller}: {name} must be one of {choices}, got {value!r}")
+
+
+def _to_plane(py, px, camera: Camera, plane_z: float, H: int, W: int):
+    """Image points (row, col; pixel centres at integers) -> points (X, Y) of the plane z = plane_z.
+
+    Masks of another size than the camera's are taken as a resized image of the same view.
+    Points at or above the horizon give NaN.
+    """
+    u = (np.asarray(px, dtype=np.float64) + 0.5) * (camera.width / W)
+    v = (np.asarray(py, dtype=np.float64) + 0.5) * (camera.height_px / H)
+    d = camera.rays(u, v)
+    down = -d[..., 2]
+    t = (camera.height - plane_z) / np.where(down > 1e-6, down, np.nan)
+    return camera.position[0] + t * d[..., 0], camera.position[1] + t * d[..., 1]
+
+
+def _to_image(X, Y, camera: Camera, plane_z: float, H: int, W: int):
+    """Inverse of ``_to_plane``: plane points -> image (row, col); NaN behind the camera."""
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    u, v, depth = camera.project(np.stack([X, Y, np.full_like(X, plane_z)], axis=-1))
+    ok = depth > 1e-3
+    return (np.where(ok, v * (H / camera.height_px) - 0.5, np.nan),
+            np.where(ok, u * (W / camera.width) - 0.5, np.nan))
+
+
+def _point_offsets(tr: Track, track_point: str) -> np.ndarray:
+    """(T,) row offset of the tracked point from the centroid (0 for the centroid itself).
+
+    "bottom": the bottom edge of the mask (the contact side on the floor), measured in the
+    frame itself when fully seen, else in the nearest fully seen frame (the bottom may be
+    cut or hidden), else in the frame itself.
+    """
+    T = tr.area.size
+    if track_point == "centroid":
+        return np.zeros(T)
+    off = np.full(T, np.nan)
+    full_t = np.flatnonzero(tr.full)
+    for t in np.flatnonzero(tr.area > 0):
+        r = t if tr.full[t] or not full_t.size else full_t[np.argmin(np.abs(full_t - t))]
+        off[t] = tr.box[r, 1] + 0.5 - tr.cy[r]
+    return off
+
+
+def _motion_positions(tr: Track, off: np.ndarray, space: str, camera: Camera, plane_z: float,
+                      H: int, W: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Tracked point per frame: in the image (qy, qx) and in the motion space (m0, m1)."""
+    qy, qx = tr.py + off, tr.px.copy()
+    if space == "image":
+        return qy, qx, qy, qx
+    both = ~(np.isnan(qy) | np.isnan(qx))
+    m0, m1 = np.full(qy.size, np.nan), np.full(qy.size, np.nan)
+    if both.any():
+        m0[both], m1[both] = _to_plane(qy[both], qx[both], camera, plane_z, H, W)
+    return qy, qx, m0, m1
+
+
+def _coulomb_fit(ts: list[np.ndarray], ps: list[np.ndarray], steps: np.ndarray, decel: float,
+                 tols: tuple[float, float] = (1.5, 1.5)):
+    """(a, v) per axis of p(t) = a - v*s - vhat*decel*s^2/2 (s = L - t: the object was faster
+    before L). The direction vhat comes from a constant-velocity fit, then from the previous
+    round. Returns positions a (2,) at L and the velocity (2,) at L; zero velocity when the
+    deceleration explains all the motion (the object stopped inside the window)."""
+    fits = [_fit_axis(t, p, steps, change_px=tol) for t, p, tol in zip(ts, ps, tols)]
+    a = np.array([f[0] for f in fits])
+    v = np.array([f[1] for f in fits])
+    if decel <= 0:
+        return a, v
+    vhat0 = None
+    for _ in range(2):
+        speed = np.hypot(*v)
+        if speed < 1e-9:
+            return a, np.zeros(2)
+        vhat = v / speed
+        if vhat0 is None:
+            vhat0 = vhat
+        fits = [_fit_axis(t, p, steps, offset=-vhat[k] * decel * steps ** 2 / 2, change_px=tols[k])
+                for k, (t, p) in enumerate(zip(ts, ps))]
+        a = np.array([f[0] for f in fits])
+        v = np.array([f[1] for f in fits])
+        if v @ vhat0 <= 0:           # slower than the deceleration alone allows: it stopped
+            return a, np.zeros(2)
+    return a, v
+
+
+def _coulomb_displacement(v: np.ndarray, decel: float, horizon: int) -> np.ndarray:
+    """Displacement over ``horizon`` frames from velocity v under constant deceleration, stopping."""
+    speed = float(np.hypot(*v))
+    if speed < 1e-12:
+        return np.zeros(2)
+    h = float(horizon) if decel <= 0 else min(float(horizon), speed / decel)
+    return v / speed * (speed * h - 0.5 * max(decel, 0.0) * h * h)
+
+
+def _resolve(motion, space, decel, plane_z, track_point, camera, caller):
+    _check_choice("motion", motion, MOTIONS, caller)
+    _check_choice("track_point", track_point, TRACK_POINTS, caller)
+    if space is None:
+        space = DEFAULT_SPACE if motion == "coulomb" else "image"
+    _check_choice("space", space, SPACES, caller)
+    if decel is None:
+        decel = DEFAULT_DECEL if space == "floor" else DEFAULT_DECEL_PX
+    if not (np.isfinite(decel) and decel >= 0):
+        raise ValueError(f"{caller}: decel must be a finite number >= 0, got {decel!r}")
+    if plane_z is None:
+        plane_z = DEFAULT_PLANE_Z if track_point == "centroid" else 0.0
+    camera = DEFAULT_CAMERA if camera is None else camera
+    if space == "floor" and not plane_z < camera.height:
+        raise ValueError(f"{caller}: plane_z must lie below the camera ({camera.height}), got {plane_z!r}")
+    return space, float(decel), float(plane_z), camera
 
 
 def _resample_shape(y: np.ndarray, x: np.ndarray, cy: float, cx: float, scale: float):
@@ -240,7 +378,10 @@ def _resample_shape(y: np.ndarray, x: np.ndarray, cy: float, cx: float, scale: f
 
 
 def extrapolate_mask(masks, horizon: int = DEFAULT_HORIZON, friction: float = DEFAULT_FRICTION,
-                     *, window: int = 6, min_area: int = 15, min_visible_frames: int = 2,
+                     *, motion: str = DEFAULT_MOTION, decel: float | None = None,
+                     space: str | None = None, track_point: str = DEFAULT_TRACK_POINT,
+                     plane_z: float | None = None, camera: Camera | None = None,
+                     window: int = 6, min_area: int = 15, min_visible_frames: int = 2,
                      occlusion_ratio: float = 0.85, static_px: float = 1.0,
                      horizon_y: float | None = DEFAULT_HORIZON_Y,
                      num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -249,7 +390,22 @@ def extrapolate_mask(masks, horizon: int = DEFAULT_HORIZON, friction: float = DE
     Args:
         masks: class-id masks of the input frames (numpy or torch), values 0..num_classes-1.
         horizon: frames ahead of the last input frame (11: frame 10 -> frame 21).
-        friction: per-frame velocity decay r in (0, 1]; 1.0 = constant velocity.
+        friction: geometric model only: per-frame velocity decay r in (0, 1]; 1.0 = constant
+            velocity.
+        motion: "coulomb" (constant deceleration ``decel`` until the object stops) or
+            "geometric" (velocity decays by ``friction`` per frame).
+        decel: Coulomb model only: deceleration per frame^2 in the units of ``space``
+            (None: ``DEFAULT_DECEL`` for "floor", ``DEFAULT_DECEL_PX`` for "image"; 0 =
+            constant velocity). Fit one with ``fit_deceleration``.
+        space: where the motion model runs: "floor" (tracked image points un-projected with
+            ``camera`` onto the plane z = ``plane_z``, motion there, projected back) or
+            "image" (pixels). None: ``DEFAULT_SPACE`` for "coulomb", "image" for "geometric"
+            (the geometric model exactly as before these options existed).
+        track_point: "centroid" of the mask or "bottom" (its bottom edge below the centroid:
+            where it touches the floor, un-projected onto the floor itself).
+        plane_z: height of the tracked point above the floor, floor units (None:
+            ``DEFAULT_PLANE_Z`` for the centroid, 0 for the bottom point).
+        camera: ``Data.synth.scene.Camera`` of the view (None: ``DEFAULT_CAMERA``).
         window: the velocity is fitted on the last ``window`` input frames.
         min_area: pixels an object needs in a frame to count as seen there.
         min_visible_frames: objects seen in fewer frames are treated as noise and dropped.
@@ -264,19 +420,25 @@ def extrapolate_mask(masks, horizon: int = DEFAULT_HORIZON, friction: float = DE
     Returns:
         numpy uint8 (H, W) predicted mask.
     """
-    masks = _as_numpy_masks(masks, 3, "extrapolate_mask", num_classes)
+    caller = "extrapolate_mask"
+    masks = _as_numpy_masks(masks, 3, caller, num_classes)
     if not (isinstance(horizon, (int, np.integer)) and horizon >= 0):
         raise ValueError(f"extrapolate_mask: horizon must be an int >= 0, got {horizon!r}")
     if not 0.0 < friction <= 1.0:
         raise ValueError(f"extrapolate_mask: friction must lie in (0, 1], got {friction!r}")
     if window < 2:
         raise ValueError(f"extrapolate_mask: window must be >= 2, got {window!r}")
+    space, decel, plane_z, camera = _resolve(motion, space, decel, plane_z, track_point, camera,
+                                             caller)
     T, H, W = masks.shape
     out = np.zeros((H, W), np.uint8)
     tracks = track_objects(masks, min_area=min_area, occlusion_ratio=occlusion_ratio,
                            horizon_y=horizon_y, num_classes=num_classes)
-    past = _past_gain(T, friction)
-    future = _future_gain(horizon, friction)
+    if motion == "geometric":
+        past = _past_gain(T, friction)
+        future = _future_gain(horizon, friction)
+    else:
+        past = _past_gain(T, 1.0)                       # steps L - t
 
     painted = []   # (bottom y, cid, ys, xs)
     for cid, tr in tracks.items():
@@ -291,22 +453,51 @@ def extrapolate_mask(masks, horizon: int = DEFAULT_HORIZON, friction: float = DE
             ts = int(vis_t[np.flatnonzero(tr.area[vis_t] == tr.area[vis_t].max())[-1]])
         ys, xs = tr.pixels[ts]
 
-        shift = []
-        for p in (tr.py, tr.px):
+        off = _point_offsets(tr, track_point)
+        qy, qx, m0, m1 = _motion_positions(tr, off, space, camera, plane_z, H, W)
+        ts_list, ps_list = [], []
+        for p in (m0, m1):
             ok = np.flatnonzero(~np.isnan(p))
             recent = ok[ok >= T - window]
             use = recent if recent.size >= 2 else ok[-window:]
-            a, v = _fit_axis(use, p[use], past)
-            if np.isnan(a) or np.isnan(p[ts]):
-                shift.append(0.0)
-                continue
-            shift.append(a + v * future - p[ts])
-        dy, dx = shift
+            ts_list.append(use)
+            ps_list.append(p[use])
+        tols = (1.5, 1.5)
+        if space == "floor" and ts_list[0].size:
+            # 1.5 px in floor units along each floor axis at the object's last position
+            t_last = ts_list[0][-1]
+            ey, ex = _to_image(m0[t_last] + np.array([0.0, 0.05]), m1[t_last] + np.array([0.0, 0.0]),
+                               camera, plane_z, H, W)
+            fy, fx = _to_image(m0[t_last] + np.array([0.0, 0.0]), m1[t_last] + np.array([0.0, 0.05]),
+                               camera, plane_z, H, W)
+            px_per_unit = (np.hypot(ey[1] - ey[0], ex[1] - ex[0]) / 0.05,
+                           np.hypot(fy[1] - fy[0], fx[1] - fx[0]) / 0.05)
+            if np.all(np.isfinite(px_per_unit)) and min(px_per_unit) > 1e-6:
+                tols = (1.5 / px_per_unit[0], 1.5 / px_per_unit[1])
+        if motion == "geometric":
+            fits = [_fit_axis(t, p, past, change_px=tol) for t, p, tol in zip(ts_list, ps_list, tols)]
+            a = np.array([f[0] for f in fits])
+            new = a + np.array([f[1] for f in fits]) * future
+        else:
+            a, v = _coulomb_fit(ts_list, ps_list, past, decel, tols)
+            new = a + _coulomb_displacement(v, decel, horizon)
+        if space == "floor":
+            if np.isnan(new).any():
+                new_y = new_x = np.nan
+            else:
+                new_y, new_x = (float(c) for c in _to_image(new[0], new[1], camera, plane_z, H, W))
+        else:
+            new_y, new_x = new
+        dy = 0.0 if np.isnan(new_y) or np.isnan(qy[ts]) else float(new_y - qy[ts])
+        dx = 0.0 if np.isnan(new_x) or np.isnan(qx[ts]) else float(new_x - qx[ts])
+        o = 0.0 if np.isnan(off[ts]) else float(off[ts])     # tracked point - centroid, rows
+        ry = tr.cy[ts] + o                                      # tracked point's row at ts
         if np.hypot(dy, dx) < static_px:
             ny, nx = ys, xs
-        elif horizon_y is not None and tr.cy[ts] > horizon_y + 1:
-            new_cy = tr.cy[ts] + dy
-            scale = float(np.clip((new_cy - horizon_y) / (tr.cy[ts] - horizon_y), 0.5, 2.0))
+        elif horizon_y is not None and ry > horizon_y + 1 and tr.cy[ts] > horizon_y + 1:
+            new_ry = ry + dy
+            scale = float(np.clip((new_ry - horizon_y) / (ry - horizon_y), 0.5, 2.0))
+            new_cy = new_ry - o * scale
             oy, ox = _resample_shape(ys, xs, tr.cy[ts], tr.cx[ts], scale)
             ny = np.round(oy + new_cy).astype(np.int64)
             nx = np.round(ox + tr.cx[ts] + dx).astype(np.int64)
@@ -379,6 +570,73 @@ def fit_friction(mask_sequences: Iterable, min_speed: float = 1.0, min_area: int
         s1, s2 = s1[keep], s2[keep]
     r = float(np.dot(s1, s2) / np.dot(s1, s1))
     return float(min(max(r, 1e-3), 1.0))
+
+
+def fit_deceleration(mask_sequences: Iterable, *, space: str = DEFAULT_SPACE,
+                     track_point: str = DEFAULT_TRACK_POINT, plane_z: float | None = None,
+                     camera: Camera | None = None, min_speed: float | None = None,
+                     max_lag: int = 3, min_cos: float = 0.97, min_area: int = 15,
+                     occlusion_ratio: float = 0.85, horizon_y: float | None = DEFAULT_HORIZON_Y,
+                     num_classes: int = NUM_CLASSES) -> float:
+    """Estimate the constant deceleration (per frame^2) from full mask sequences (e.g. 22-frame
+    train masks), in the units of ``space`` (floor units for "floor", pixels for "image").
+
+    ``mask_sequences``: an array (N, T, H, W) or an iterable of (T, H, W) masks (numpy or
+    torch). For every object, the tracked point (``track_point``, un-projected as in
+    ``extrapolate_mask`` for "floor") is taken in its fully seen frames; the speed of a step
+    between consecutive such frames is the velocity in the middle of the step, so under
+    constant deceleration a the speeds of steps k frames apart differ by exactly a*k. Every
+    pair of steps up to ``max_lag`` apart that both move (speed >= ``min_speed``; None: 0.03
+    floor units or 1 px per frame) in nearly the same direction (cosine >= ``min_cos``: no
+    collision in between, and all steps between them seen) gives (s_t - s_{t+k}) / k; the
+    estimate is the mean of these after dropping those farther than 3 robust standard
+    deviations from their median (collisions, tracking errors). Clipped at 0. Raises
+    ValueError when no moving object is found.
+    """
+    caller = "fit_deceleration"
+    space, _, plane_z, camera = _resolve("coulomb", space, 0.0, plane_z, track_point, camera,
+                                         caller)
+    if min_speed is None:
+        min_speed = 0.03 if space == "floor" else 1.0
+    if max_lag < 1:
+        raise ValueError(f"{caller}: max_lag must be >= 1, got {max_lag!r}")
+    rates = []
+    for seq in mask_sequences:
+        seq = _as_numpy_masks(seq, 3, caller, num_classes)
+        T, H, W = seq.shape
+        tracks = track_objects(seq, min_area=min_area, occlusion_ratio=occlusion_ratio,
+                               horizon_y=horizon_y, num_classes=num_classes)
+        for tr in tracks.values():
+            off = _point_offsets(tr, track_point)
+            _, _, m0, m1 = _motion_positions(tr, off, space, camera, plane_z, H, W)
+            pos = np.stack([m0, m1], axis=1)
+            pos[~tr.full] = np.nan
+            step = np.diff(pos, axis=0)                             # (T-1, 2), NaN if unseen
+            speed = np.hypot(step[:, 0], step[:, 1])
+            moving = speed >= min_speed                             # False where NaN
+            for k in range(1, max_lag + 1):
+                if step.shape[0] <= k:
+                    break
+                i = np.arange(step.shape[0] - k)
+                ok = moving[i] & moving[i + k]
+                for j in range(1, k):                               # steps in between seen too
+                    ok &= ~np.isnan(speed[i + j])
+                if not ok.any():
+                    continue
+                i = i[ok]
+                cos = np.sum(step[i] * step[i + k], axis=1) / (speed[i] * speed[i + k])
+                i = i[cos >= min_cos]
+                rates.append((speed[i] - speed[i + k]) / k)
+    rates = np.concatenate(rates) if rates else np.zeros(0)
+    if rates.size == 0:
+        raise ValueError("fit_deceleration: no moving object (speed >= min_speed in two "
+                         "fully seen steps) in the given masks")
+    med = float(np.median(rates))
+    mad = 1.4826 * float(np.median(np.abs(rates - med)))
+    keep = np.abs(rates - med) <= 3.0 * mad + 1e-12
+    if keep.sum() >= 3:
+        rates = rates[keep]
+    return float(max(float(np.mean(rates)), 0.0))
 
 
 def fit_horizon(mask_sequences: Iterable, min_y_range: float = 20.0, min_area: int = 15,

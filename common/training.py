@@ -115,7 +115,17 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
     if args.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, args.max_steps_per_epoch)
     total_steps, warmup = steps_per_epoch * args.epochs, max(1, min(steps_per_epoch, 100))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total_steps, warmup))
+    clock = {"start": time.monotonic()}
+    budget_s = 60 * args.budget_minutes
+
+    def lr_lambda(step: int) -> float:
+        # Under a time budget the cosine follows whichever runs out first, steps or time,
+        # so a budgeted run still ends annealed instead of being cut at a high rate.
+        if budget_s:
+            elapsed_steps = (time.monotonic() - clock["start"]) / budget_s * (total_steps - warmup) + warmup
+            step = max(step, min(total_steps, int(elapsed_steps))) if step >= warmup else step
+        return _lr_factor(step, total_steps, warmup)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
 
     start_epoch, best, history = 0, None, []
     if args.resume:
@@ -153,7 +163,7 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
                                    **task.extra, **extra)
             atomic_torch_save(ckpt, out_dir / name)
 
-    started = time.monotonic()
+    started = clock["start"] = time.monotonic()
     row: dict = {}
     epoch = start_epoch
     try:

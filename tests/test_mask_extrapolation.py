@@ -38,7 +38,7 @@ def test_constant_speed_lands_where_expected():
     frames = np.zeros((T_IN, H, W), np.uint8)
     for t in range(T_IN):
         disk(frames[t], 60.3, 20.0 + 3.5 * t, 7, cid=9)
-    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    out = extrapolate_mask(frames, motion="geometric", friction=1.0, horizon_y=None)
     assert out.dtype == np.uint8 and out.shape == (H, W)
     truth = disk(np.zeros((H, W), np.uint8), 60.3, 20.0 + 3.5 * 21, 7, cid=9)
     assert np.abs(centroid(out, 9) - centroid(truth, 9)).max() <= 1.0
@@ -52,7 +52,7 @@ def test_friction_follows_geometric_formula(r):
     frames = np.zeros((T_IN, H, W), np.uint8)
     for t in range(T_IN):
         disk(frames[t], py[t], px[t], 8, cid=3)
-    out = extrapolate_mask(frames, horizon=DEFAULT_HORIZON, friction=r, horizon_y=None)
+    out = extrapolate_mask(frames, horizon=DEFAULT_HORIZON, motion="geometric", friction=r, horizon_y=None)
     assert np.abs(centroid(out, 3) - [py[21], px[21]]).max() <= 1.0
     # and the frame-10 -> frame-21 displacement is v10 * (1 - r**11) / (1 - r)
     v10 = 9.0 * r ** 10
@@ -72,7 +72,7 @@ def test_object_leaving_the_view_is_gone():
     frames = np.zeros((T_IN, H, W), np.uint8)
     for t in range(T_IN):
         square(frames[t], 70, 140 + 8 * t, 14, cid=12)   # at x=220..233 in frame 10
-    out = extrapolate_mask(frames, friction=1.0)
+    out = extrapolate_mask(frames, motion="geometric", friction=1.0)
     assert not (out == 12).any()
 
 
@@ -81,7 +81,7 @@ def test_object_entering_from_left_border_gets_unbiased_velocity():
     frames = np.zeros((T_IN, H, W), np.uint8)
     for t in range(T_IN):
         square(frames[t], 80, -12 + 2 * t, 16, cid=30)
-    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    out = extrapolate_mask(frames, motion="geometric", friction=1.0, horizon_y=None)
     truth = square(np.zeros((H, W), np.uint8), 80, -12 + 2 * 21, 16, cid=30)
     assert np.abs(centroid(out, 30) - centroid(truth, 30)).max() <= 1.0
 
@@ -91,7 +91,7 @@ def test_object_always_at_border_tracks_its_far_edge():
     frames = np.zeros((T_IN, H, W), np.uint8)
     for t in range(T_IN):
         square(frames[t], 50, -40 + 3 * t, 40, cid=17)
-    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    out = extrapolate_mask(frames, motion="geometric", friction=1.0, horizon_y=None)
     xs = np.nonzero(out == 17)[1]
     assert abs(xs.max() - (-40 + 3 * 21 + 39)) <= 1
 
@@ -104,7 +104,7 @@ def test_partly_occluded_object_still_extrapolates():
         frames[t, 44:71, 57:81] = near                        # static, nearer, hides rows 44..51
     hidden = [(frames[t] == far).sum() for t in range(T_IN)]
     assert min(hidden[8:]) < 0.7 * 144                          # really occluded in frames 8..10
-    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    out = extrapolate_mask(frames, motion="geometric", friction=1.0, horizon_y=None)
     truth = square(np.zeros((H, W), np.uint8), 40, 10 + 5 * 21, 12, cid=far)
     assert np.abs(centroid(out, far) - centroid(truth, far)).max() <= 1.0
     assert (out == far).sum() == 144                            # painted with its full shape
@@ -117,7 +117,7 @@ def test_nearer_object_is_painted_on_top():
     for t in range(T_IN):
         square(frames[t], 30, 40 + 7 * t, 16, cid=far)          # rows 30..45, x 187..202 at frame 21
         frames[t, 40:71, 180:211] = near                        # static, rows 40..70: nearer
-    out = extrapolate_mask(frames, friction=1.0, horizon_y=None)
+    out = extrapolate_mask(frames, motion="geometric", friction=1.0, horizon_y=None)
     assert (out[40:46, 187:203] == near).all()                  # overlap: the nearer one wins
     assert (out[30:40, 187:203] == far).all()                   # the rest of the far one is there
     assert np.array_equal(out == near, frames[-1] == near)

@@ -169,3 +169,11 @@ def test_torchrun_ddp_ranks_end_identical(root, tmp_path):
     assert r0 == r1
     ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
     assert ckpt["epoch"] == 2 and not (tmp_path / "rank0.txt").samefile(tmp_path / "rank1.txt")
+
+
+def test_time_budget_stops_early_and_ends_annealed(root, tmp_path):
+    row = train.main(["--root_dir", str(root), "--out_dir", str(tmp_path), "--epochs", "1000",
+                      "--max_steps_per_epoch", "2", "--budget_minutes", "0.1", *TINY])
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert 1 <= len(history) < 1000 and row["epoch"] == len(history)
+    assert history[-1]["lr"] < 0.05 * 0.01   # the cosine followed the clock down to ~0
