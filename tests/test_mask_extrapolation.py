@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+from SSL_convLSTM_Reconstructor import mask_extrapolation as mx
 from SSL_convLSTM_Reconstructor.mask_extrapolation import (
-    DEFAULT_HORIZON, extrapolate_mask, extrapolate_masks, fit_friction, fit_horizon)
+    DEFAULT_HORIZON, extrapolate_mask, extrapolate_masks, fit_deceleration, fit_friction, fit_horizon)
 
 H, W, T_IN = 160, 240, 11
 YY, XX = np.mgrid[0:H, 0:W]
@@ -183,3 +184,113 @@ def test_scattered_specks_with_no_blob_at_their_median_are_ignored():
     masks[:, 30:40, 40:50] = 3
     out = extrapolate_mask(masks)
     assert out.shape == (64, 96) and (out == 3).sum() == 100
+
+
+# --- Coulomb model: constant deceleration until the object stops ----------------------------
+
+def coulomb_positions(p0, v0, a, n):
+    """(n, 2) positions at frames 0..n-1: start p0, velocity v0 (2,), speed falling by a per frame until 0."""
+    speed = np.hypot(*v0)
+    t = np.minimum(np.arange(n, dtype=float), speed / a)
+    dist = speed * t - 0.5 * a * t ** 2
+    return np.asarray(p0, float) + dist[:, None] * (np.asarray(v0, float) / speed)
+
+
+def floor_to_image(pos):
+    """Image (row, col) of floor points (n, 2) at the tracked plane's height, default camera."""
+    cam = mx.DEFAULT_CAMERA
+    pts = np.concatenate([pos, np.full((len(pos), 1), mx.DEFAULT_PLANE_Z)], axis=1)
+    u, v, depth = cam.project(pts)
+    return np.stack([v - 0.5, u - 0.5], axis=1), depth
+
+
+def test_coulomb_lands_where_the_formula_says_in_image_space():
+    a = 0.2
+    pos = coulomb_positions((40.0, 30.0), (1.5, 6.0), a, 22)       # stops at frame ~31
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        disk(frames[t], *pos[t], 8, cid=14)
+    out = extrapolate_mask(frames, motion="coulomb", space="image", decel=a, horizon_y=None)
+    assert np.abs(centroid(out, 14) - pos[21]).max() <= 1.0
+    # displacement frame 10 -> 21 is v10*h - a*h^2/2 along the direction of motion
+    v10 = np.hypot(1.5, 6.0) - a * 10
+    assert abs(np.hypot(*(centroid(out, 14) - pos[10])) - (v10 * 11 - a * 11 ** 2 / 2)) <= 1.0
+
+
+def test_coulomb_lands_where_the_formula_says_on_the_floor():
+    # floor units: the generator's deceleration, seen through the default camera (perspective)
+    a = 0.006
+    pos = coulomb_positions((-2.0, 9.0), (0.25, 0.12), a, 22)
+    img, depth = floor_to_image(pos)
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        disk(frames[t], *img[t], 0.6 * mx.DEFAULT_CAMERA.focal_px / depth[t], cid=21)
+    out = extrapolate_mask(frames)                                  # defaults: Coulomb on the floor
+    assert mx.DEFAULT_MOTION == "coulomb" and mx.DEFAULT_SPACE == "floor"
+    out = extrapolate_mask(frames, decel=a)
+    assert np.abs(centroid(out, 21) - img[21]).max() <= 1.0
+    # constant velocity would overshoot by more than a pixel: the deceleration matters here
+    const = extrapolate_mask(frames, decel=0.0)
+    assert np.abs(centroid(const, 21) - img[21]).max() > 2.0
+
+
+@pytest.mark.parametrize("v0, a", [(4.0, 0.3), (2.0, 0.25)])
+def test_coulomb_object_stops_and_stays_at_its_stopping_point(v0, a):
+    # (4, 0.3): stops at frame 13.3, between the last input frame and frame 21;
+    # (2, 0.25): stops at frame 8, inside the input frames.
+    pos = coulomb_positions((80.0, 60.0), (0.0, v0), a, 22)
+    stop = 60.0 + v0 ** 2 / (2 * a)
+    assert abs(pos[21, 1] - stop) < 1e-9
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        disk(frames[t], *pos[t], 9, cid=8)
+    out = extrapolate_mask(frames, motion="coulomb", space="image", decel=a, horizon_y=None)
+    assert np.abs(centroid(out, 8) - [80.0, stop]).max() <= 1.0
+    # the unclamped formula (moving backwards after the stop) would be far off
+    h = 11
+    v10 = max(v0 - a * 10, 0.0)
+    assert abs((pos[10, 1] + v10 * h - a * h * h / 2) - stop) > 2.0
+
+
+def test_fit_deceleration_recovers_known_deceleration():
+    rng = np.random.default_rng(1)
+    # image space, pixels per frame^2
+    for a in (0.1, 0.25):
+        seqs = []
+        for _ in range(3):
+            seq = np.zeros((22, H, W), np.uint8)
+            for cid, (y0, x0) in zip((5, 20, 33), ((30, 20), (80, 200), (130, 60))):
+                v = np.array([rng.uniform(-1.0, 1.0), rng.uniform(5, 8) * (1 if x0 < 120 else -1)])
+                pos = coulomb_positions((y0, x0), v, a, 22)
+                for t in range(22):
+                    disk(seq[t], *pos[t], 7, cid)
+            seqs.append(seq)
+        est = fit_deceleration(seqs, space="image", horizon_y=None)
+        assert abs(est - a) <= 0.1 * a, (a, est)
+    # floor units through the default camera
+    a = 0.006
+    seqs = []
+    for _ in range(3):
+        seq = np.zeros((22, H, W), np.uint8)
+        for cid, x0, y0 in ((7, -3.0, 8.0), (19, 2.5, 11.0), (40, -1.0, 14.0)):
+            v = np.array([rng.uniform(0.15, 0.25) * (1 if x0 < 0 else -1), rng.uniform(-0.1, 0.1)])
+            img, depth = floor_to_image(coulomb_positions((x0, y0), v, a, 22))
+            for t in range(22):
+                disk(seq[t], *img[t], 0.6 * mx.DEFAULT_CAMERA.focal_px / depth[t], cid)
+        seqs.append(seq)
+    est = fit_deceleration(seqs)
+    assert abs(est - a) <= 0.15 * a, est
+    with pytest.raises(ValueError):
+        fit_deceleration([np.zeros((22, H, W), np.uint8)])
+
+
+def test_rejects_bad_motion_options():
+    frames = np.zeros((T_IN, 8, 8), np.uint8)
+    with pytest.raises(ValueError, match="motion"):
+        extrapolate_mask(frames, motion="ballistic")
+    with pytest.raises(ValueError, match="space"):
+        extrapolate_mask(frames, space="sky")
+    with pytest.raises(ValueError, match="decel"):
+        extrapolate_mask(frames, decel=-0.1)
+    with pytest.raises(ValueError, match="track_point"):
+        extrapolate_mask(frames, track_point="top")
