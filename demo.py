@@ -150,8 +150,8 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     seconds["data"] = time.monotonic() - t
     ckpts = out / "checkpoints"
     cap = ["--max_steps_per_epoch", "3"] if quick else []
-    common = ["--root_dir", str(root), "--seed", str(seed), "--workers", "0",
-              "--budget_minutes", str(profile.minutes), *cap]
+    common = ["--root_dir", str(root), "--seed", str(seed), "--workers", "0", *cap]
+    budget = ["--budget_minutes", str(profile.minutes)]
     epochs = {k: 2 if quick else v for k, v in profile.epochs.items()}
 
     t = time.monotonic()
@@ -165,12 +165,12 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
         pseudo_labels.make_pseudo_labels(root, split, ckpts / "unet", pseudo_labels.MODEL_FRAMES)
     seconds["pseudo_labels"] = time.monotonic() - t
     t = time.monotonic()
-    mask_argv = [*common, *profile.mask_simvp]
+    mask_argv = [*common, *budget, *profile.mask_simvp]
     train_if_needed("mask SimVP", train_mask_predictor.main, ckpts / "mask_simvp", mask_argv, epochs["mask_simvp"])
     seconds["mask_simvp"] = time.monotonic() - t
 
     t = time.monotonic()
-    recon_argv = [*common, *profile.reconstructor]
+    recon_argv = [*common, *budget, *profile.reconstructor]
     train_if_needed("reconstructor", train_reconstructor.main, ckpts / "reconstructor", recon_argv,
                     epochs["reconstructor"])
     seconds["reconstructor"] = time.monotonic() - t

@@ -34,7 +34,7 @@ class LabeledFrames(Dataset):
         video, k = divmod(index, len(self.frame_ids))
         t = self.frame_ids[k]
         image = preprocess_frames(self.reader.frames(video, [t])[0])
-        mask = torch.from_numpy(self.reader.masks(video)[t].astype("int64"))
+        mask = torch.from_numpy(self.reader.masks(video, [t])[0].astype("int64"))
         return image, mask
 
 

@@ -146,20 +146,22 @@ class SplitReader:
         """uint8 (len(frame_ids), 160, 240, 3) frames of the index-th video."""
         if self.cached:
             self._open_cache()
-            return np.array(self._frames[index, list(frame_ids)])
+            return self._frames[index][list(frame_ids)]   # fancy indexing copies out of the map
         vdir = self.videos[index][1]
         if not vdir.is_dir():
             raise DatasetError(f"{vdir}: video folder missing (was the dataset moved?)")
         return np.stack([read_png(vdir / frame_name(t)) for t in frame_ids])
 
-    def masks(self, index: int) -> np.ndarray:
-        """uint8 (22, 160, 240) masks of the index-th video."""
+    def masks(self, index: int, frame_ids: list[int] | range | None = None) -> np.ndarray:
+        """uint8 (22, 160, 240) masks of the index-th video, or only those of `frame_ids`."""
         if not self.has_masks:
             raise DatasetError(f"{self.root / self.split}: the {self.split} split has no masks")
         if self.cached:
             self._open_cache()
-            return np.array(self._masks[index])
-        return read_mask(self.videos[index][1] / "mask.npy")
+            video = self._masks[index]
+            return np.array(video) if frame_ids is None else video[list(frame_ids)]
+        masks = read_mask(self.videos[index][1] / "mask.npy")
+        return masks if frame_ids is None else masks[list(frame_ids)]
 
 
 def _manifest(root: Path, split: str) -> dict | None:
