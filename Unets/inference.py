@@ -72,8 +72,11 @@ class Forecaster:
     """Runs the requested predictors on batches of videos, sharing the U-Net's work between them."""
 
     def __init__(self, segmenter: nn.Module, reconstructor: nn.Module | None = None,
-                 mask_model: nn.Module | None = None, seg_batch: int = 32) -> None:
+                 mask_model: nn.Module | None = None, seg_batch: int = 32,
+                 chain_segmenter: nn.Module | None = None) -> None:
         self.segmenter, self.reconstructor, self.mask_model = segmenter, reconstructor, mask_model
+        # The reconstructor's frames may be read by a U-Net fine-tuned on them (train.py --finetune_recon).
+        self.chain_segmenter = chain_segmenter or segmenter
         self.seg_batch = seg_batch
         self.device = next(segmenter.parameters()).device
 
@@ -95,8 +98,8 @@ class Forecaster:
             elif name == "oracle":
                 out[name] = self._segment(batch["frame21"])
             elif name == "reconstructor":
-                frames = self.reconstructor.predict_last_frame(inputs.to(self.device))
-                out[name] = self._segment(frames)
+                frames = self.reconstructor.predict_last_frame(inputs.to(self.device)).float().clamp(0, 1)
+                out[name] = segment(self.chain_segmenter, frames, self.seg_batch)
             elif name == "mask_simvp":
                 logits = self.mask_model(masks_in.long().to(self.device))
                 out[name] = logits.argmax(1).to(torch.uint8).cpu()
@@ -151,6 +154,9 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
     if predictor in (None, "reconstructor"):
         parser.add_argument("--saved_recon_model_dir", type=Path, default=RECON_CHECKPOINTS,
                             help="reconstructor checkpoint file, or a folder holding best.pt")
+        parser.add_argument("--saved_chain_seg_model_dir", type=Path, default=None,
+                            help="U-Net that segments the reconstructed frame, e.g. one fine-tuned with "
+                                 "`train.py --finetune_recon` (default: --saved_seg_model_dir)")
     if predictor in (None, "mask_simvp"):
         parser.add_argument("--saved_mask_model_dir", type=Path, default=MASK_SIMVP_CHECKPOINTS,
                             help="mask-SimVP checkpoint file, or a folder holding best.pt")
@@ -185,12 +191,14 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict:
                      if "reconstructor" in names else None)
     mask_model = (load_mask_simvp(getattr(args, "saved_mask_model_dir", MASK_SIMVP_CHECKPOINTS), device)
                   if "mask_simvp" in names else None)
+    chain_path = getattr(args, "saved_chain_seg_model_dir", None)
+    chain_segmenter = load_segmenter(chain_path, device) if chain_path and reconstructor is not None else None
     use_cache = not args.no_cache
     dataset = ForecastVideos(args.root_dir, split, use_cache=use_cache)
 
     t0 = time.monotonic()
-    predictions = forecast_split(Forecaster(segmenter, reconstructor, mask_model), dataset, names,
-                                 args.batch_size, args.workers, progress)
+    forecaster = Forecaster(segmenter, reconstructor, mask_model, chain_segmenter=chain_segmenter)
+    predictions = forecast_split(forecaster, dataset, names, args.batch_size, args.workers, progress)
     seconds = time.monotonic() - t0
     ids = dataset.video_ids
     results: dict = {"split": split, "videos": len(ids), "predictor": primary, "seconds": round(seconds, 1)}

@@ -9,6 +9,7 @@ from typing import Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
 
 from common.errors import UserInputError, run_cli  # noqa: E402
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
@@ -57,16 +58,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames of each val video scored each epoch: 'all' or e.g. '0,10,21'")
     parser.add_argument("--train_split", default="train", help="labeled split to train on")
     parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
+    parser.add_argument("--init_from", type=Path, default=None,
+                        help="start from this U-Net checkpoint (file or folder); its config replaces the model flags")
+    parser.add_argument("--finetune_recon", type=Path, default=None,
+                        help="reconstructor checkpoint: fine-tune on its predicted frames 21 of the train videos "
+                             "(with the true masks), mixed with real frames 10 and 21; validate on val's predicted "
+                             "frames, i.e. score the reconstructor chain. Use with --init_from")
+    parser.add_argument("--recon_repeat", type=int, default=4,
+                        help="with --finetune_recon: how many times each predicted frame is seen per epoch")
     add_training_args(parser, out_dir=UNET_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser
 
 
 def make_task(args: argparse.Namespace) -> TrainTask:
-    base_width = args.base_width or (64 if torch.cuda.is_available() and args.device != "cpu" else 16)
-    model = UNet(3, NUM_CLASSES, base_width=base_width, bilinear=args.bilinear, depth=args.depth)
+    if args.init_from is not None:
+        from Unets.inference import load_segmenter
+        model = load_segmenter(args.init_from, torch.device("cpu")).train()
+    else:
+        base_width = args.base_width or (64 if torch.cuda.is_available() and args.device != "cpu" else 16)
+        model = UNet(3, NUM_CLASSES, base_width=base_width, bilinear=args.bilinear, depth=args.depth)
     use_cache = not args.no_cache
-    train = LabeledFrames(args.root_dir, args.train_split, use_cache=use_cache, build_cache=use_cache)
-    val = LabeledFrames(args.root_dir, "val", frames=args.val_frames, use_cache=use_cache, build_cache=use_cache)
+    if args.finetune_recon is not None:
+        train, val = finetune_sets(args, use_cache)
+    else:
+        train = LabeledFrames(args.root_dir, args.train_split, use_cache=use_cache, build_cache=use_cache)
+        val = LabeledFrames(args.root_dir, "val", frames=args.val_frames, use_cache=use_cache, build_cache=use_cache)
     if args.crop and (args.crop[0] > 160 or args.crop[1] > 240):
         raise UserInputError(f"--crop {args.crop[0]}x{args.crop[1]} is larger than the 160x240 frames")
 
@@ -76,6 +92,18 @@ def make_task(args: argparse.Namespace) -> TrainTask:
 
     return TrainTask(model=model, train_set=Augmented(train, args.crop, flip=not args.no_flip), val_set=val,
                      loss=loss, evaluate=evaluate, metric="val_jaccard", higher_is_better=True)
+
+
+def finetune_sets(args: argparse.Namespace, use_cache: bool) -> tuple[Dataset, Dataset]:
+    """Predicted frames 21 of train (repeated) + real frames 10 and 21; val: predicted frames 21."""
+    from SSL_convLSTM_Reconstructor.reconstructed_frames import ReconstructedFrames
+    from Unets.inference import load_reconstructor
+    recon = load_reconstructor(args.finetune_recon, torch.device("cpu"))
+    predicted = ReconstructedFrames(args.root_dir, args.train_split, recon, progress=not args.no_progress)
+    real = LabeledFrames(args.root_dir, args.train_split, frames=[10, 21], use_cache=use_cache,
+                         build_cache=use_cache)
+    train = ConcatDataset([predicted] * args.recon_repeat + [real])
+    return train, ReconstructedFrames(args.root_dir, "val", recon, progress=not args.no_progress)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -1,7 +1,7 @@
 """The val table on `small` generated data under a CPU budget per learned model, plus the
 realism figure (the U-Net trained on generated frames, scored on the real sample frames).
 
-    python benchmarks/bench_accuracy.py                      # ~85 min on 2 cores
+    python benchmarks/bench_accuracy.py                      # ~95 min on 2 cores
     python benchmarks/bench_accuracy.py --minutes 30         # the issues' upper budget per learned model
 
 Runs the demo's own pipeline with a larger profile; data, checkpoints and outputs go to
@@ -31,7 +31,7 @@ SMALL = replace(
     unet=["--base_width", "16", "--crop", "128x160", "--batch_size", "8", "--val_frames", "0,10,21", "--lr", "3e-3"],
     mask_simvp=["--batch_size", "8"],
     reconstructor=["--batch_size", "4", "--holdout", "0.05"],
-    epochs={"unet": 100, "mask_simvp": 100, "reconstructor": 100})
+    epochs={"unet": 100, "mask_simvp": 100, "reconstructor": 100, "finetune": 100}, finetune_minutes=8.0)
 
 
 def realism(unet_dir: Path, real_root: Path) -> float | None:

@@ -76,3 +76,31 @@ def test_wrong_model_kind_for_reconstructor(session_root, tiny_unet, tmp_path):
                           "--saved_seg_model_dir", str(tiny_unet), "--saved_recon_model_dir", str(tiny_unet),
                           "--out_dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 2 and "holds a 'unet' model, expected 'reconstructor'" in res.stderr
+
+
+def test_finetune_on_reconstructed_frames_reads_the_chain(session_root, tiny_unet, recon, tmp_path):
+    from Unets import train
+    from Unets.inference import build_parser, run
+    from Unets.unet_model import UNet
+    from conftest import TINY_UNET
+    out = tmp_path / "ft"
+    train.main(["--root_dir", str(session_root), "--out_dir", str(out), "--epochs", "2", "--max_steps_per_epoch",
+                "3", "--init_from", str(tiny_unet), "--finetune_recon", str(recon), *TINY_UNET])
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 2 and "val_jaccard" in history[0]
+    tuned, _ = load_model(out, UNet)
+    base, _ = load_model(tiny_unet, UNet)
+    assert tuned.config == base.config
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), base.state_dict().values()))
+
+    argv = ["--root_dir", str(session_root), "--saved_seg_model_dir", str(tiny_unet), "--saved_recon_model_dir",
+            str(recon), "--saved_chain_seg_model_dir", str(out), "--out_dir", str(tmp_path / "val")]
+    results = run(build_parser("val", "reconstructor").parse_args(argv), progress=False)
+    preds = torch.load(tmp_path / "val" / "predictions.pt")
+    truth = true_masks(EvalVideos(session_root))
+    assert results["jaccard"]["reconstructor"] == pytest.approx(jaccard_index(preds, truth), abs=1e-6)
+    # the chain's segmenter changes the chain's row only
+    plain = run(build_parser("val", "reconstructor").parse_args([*argv[:-4], "--out_dir", str(tmp_path / "p")]),
+                progress=False)
+    assert plain["jaccard"]["oracle"] == results["jaccard"]["oracle"]
+    assert plain["jaccard"]["frame10_baseline"] == results["jaccard"]["frame10_baseline"]
