@@ -13,6 +13,7 @@ from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
 
 from common.errors import UserInputError, run_cli  # noqa: E402
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
+from common.runtime import pick_device  # noqa: E402
 from common.training import TrainTask, add_training_args, fit  # noqa: E402
 from Data.datasets import LabeledFrames  # noqa: E402
 from Data.layout import NUM_CLASSES, NUM_FRAMES  # noqa: E402
@@ -98,7 +99,11 @@ def finetune_sets(args: argparse.Namespace, use_cache: bool) -> tuple[Dataset, D
     """Predicted frames 21 of train (repeated) + real frames 10 and 21; val: predicted frames 21."""
     from SSL_convLSTM_Reconstructor.reconstructed_frames import ReconstructedFrames
     from Unets.inference import load_reconstructor
-    recon = load_reconstructor(args.finetune_recon, torch.device("cpu"))
+    # The frozen reconstructor runs once, up front, on this process's device (its GPU under torchrun).
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    recon = load_reconstructor(args.finetune_recon, device)
     predicted = ReconstructedFrames(args.root_dir, args.train_split, recon, progress=not args.no_progress)
     real = LabeledFrames(args.root_dir, args.train_split, frames=[10, 21], use_cache=use_cache,
                          build_cache=use_cache)

@@ -104,3 +104,12 @@ def test_finetune_on_reconstructed_frames_reads_the_chain(session_root, tiny_une
                 progress=False)
     assert plain["jaccard"]["oracle"] == results["jaccard"]["oracle"]
     assert plain["jaccard"]["frame10_baseline"] == results["jaccard"]["frame10_baseline"]
+
+
+def test_finetune_recon_rejects_a_checkpoint_of_another_model(session_root, tiny_unet, tmp_path):
+    out = tmp_path / "ft"
+    res = subprocess.run([sys.executable, "Unets/train.py", "--root_dir", str(session_root), "--out_dir", str(out),
+                          "--init_from", str(tiny_unet), "--finetune_recon", str(tiny_unet), "--epochs", "1"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 2 and "holds a 'unet' model, expected 'reconstructor'" in res.stderr
+    assert not out.exists() or not any(out.iterdir())
