@@ -8,6 +8,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
-    for script in ("bench_readers.py", "bench_generator.py", "bench_models.py"):
+    for script in ("bench_readers.py", "bench_generator.py", "bench_models.py", "bench_extrapolation.py"):
         print(f"\n## {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)
