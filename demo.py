@@ -44,7 +44,7 @@ def train_if_needed(name: str, trainer_main, out_dir: Path, argv: list[str], epo
     last = out_dir / "last.pt"
     if last.exists():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        if ckpt["epoch"] >= epochs and not ckpt.get("interrupted"):
+        if (ckpt["epoch"] >= epochs or ckpt.get("finished")) and not ckpt.get("interrupted"):
             log.info("%s: reusing %s (epoch %d)", name, out_dir, ckpt["epoch"])
             return
         argv = [*argv, "--resume"]

@@ -23,6 +23,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 import demo  # noqa: E402
+from bench_reconstructor import chain_jaccard, reconstruction_quality  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from common.paths import REPO_ROOT  # noqa: E402
 
@@ -46,16 +47,6 @@ def realism(unet_dir: Path, real_root: Path) -> float | None:
     return evaluate(model, loader, torch.device("cpu"))["val_jaccard"]
 
 
-def reconstruction_quality(root: Path, recon_dir: Path) -> dict[str, float]:
-    """PSNR/SSIM of the predicted frame 21 on val, beside copying frame 10."""
-    from Data.datasets import Clips
-    from SSL_convLSTM_Reconstructor.train_reconstructor import evaluate
-    from Unets.inference import load_reconstructor
-    model = load_reconstructor(recon_dir, torch.device("cpu"))
-    loader = DataLoader(Clips(root, ["val"]), batch_size=8)
-    return evaluate(model, loader, torch.device("cpu"))
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out_dir", type=Path, default=REPO_ROOT / "benchmarks" / "out" / "accuracy",
@@ -71,7 +62,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     results = demo.run_demo(root, out, replace(SMALL, minutes=args.minutes, unet_minutes=args.unet_minutes), seed=args.seed)
     summary = {"val": results["jaccard"], "videos": results["videos"], "minutes_per_model": args.minutes,
                "realism_jaccard_on_real_frames": realism(out / "checkpoints" / "unet", args.real_root),
-               "reconstruction": reconstruction_quality(root, out / "checkpoints" / "reconstructor")}
+               "reconstruction": reconstruction_quality(root, out / "checkpoints" / "reconstructor"),
+               # the original's chain: the reconstructor's frame read by the U-Net trained on real frames
+               "reconstructor_plain_unet": chain_jaccard(root, out / "checkpoints" / "unet",
+                                                         out / "checkpoints" / "reconstructor",
+                                                         out / "val_plain_chain")["reconstructor"]}
     (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     jac = summary["val"]
     best = max(("mask_simvp", "mask_extrapolation"), key=lambda k: jac[k])
@@ -79,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"{'predictor':<22}{'val JI':>8}{'x frame10':>11}{'x oracle':>10}")
     for name in demo.ROW_ORDER:
         print(f"{name:<22}{jac[name]:>8.4f}{jac[name] / jac['frame10_baseline']:>11.2f}{jac[name] / jac['oracle']:>10.2f}")
+    print(f"{'reconstructor, U-Net not fine-tuned':<22} {summary['reconstructor_plain_unet']:.4f}")
     print(f"\nbest mask-space predictor: {best}")
     print(f"realism: U-Net trained on generated frames, JI on real sample frames = {summary['realism_jaccard_on_real_frames']}")
     rec = summary["reconstruction"]

@@ -217,7 +217,8 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
                                    if k != "epoch"))
                 if improved:
                     save("best.pt", epoch + 1)
-                save("last.pt", epoch + 1)
+                # `finished` tells a pipeline (demo.py) that a run stopped by its budget is done, not cut short.
+                save("last.pt", epoch + 1, finished=out_of_time or epoch + 1 == args.epochs)
                 _write_history(out_dir, history)
                 if task.on_epoch_end is not None:
                     task.on_epoch_end(unwrap(model), epoch + 1, out_dir)

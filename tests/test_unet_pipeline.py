@@ -177,3 +177,9 @@ def test_time_budget_stops_early_and_ends_annealed(root, tmp_path):
     history = json.loads((tmp_path / "history.json").read_text())
     assert 1 <= len(history) < 1000 and row["epoch"] == len(history)
     assert history[-1]["lr"] < 0.05 * 0.01   # the cosine followed the clock down to ~0
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["finished"]
+    # a pipeline asking again for the same run reuses it instead of spending another budget
+    import demo
+    stamp = (tmp_path / "last.pt").stat().st_mtime_ns
+    demo.train_if_needed("U-Net", train.main, tmp_path, ["--root_dir", str(root), *TINY], 1000)
+    assert (tmp_path / "last.pt").stat().st_mtime_ns == stamp
