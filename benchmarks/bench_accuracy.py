@@ -1,7 +1,7 @@
 """The val table on `small` generated data under a CPU budget per learned model, plus the
 realism figure (the U-Net trained on generated frames, scored on the real sample frames).
 
-    python benchmarks/bench_accuracy.py                      # ~95 min on 2 cores
+    python benchmarks/bench_accuracy.py                      # ~90 min on 2 cores
     python benchmarks/bench_accuracy.py --minutes 30         # the issues' upper budget per learned model
 
 Runs the demo's own pipeline with a larger profile; data, checkpoints and outputs go to

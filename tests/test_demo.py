@@ -11,7 +11,8 @@ from dataclasses import replace
 def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     root = shutil.copytree(session_root, tmp_path / "data")
     out = tmp_path / "demo"
-    profile = replace(demo.DEMO, minutes=0.2, unet=[*demo.DEMO.unet, "--base_width", "4"])
+    profile = replace(demo.DEMO, minutes=0.2, unet_minutes=0.2, finetune_minutes=0.2,
+                      unet=[*demo.DEMO.unet, "--base_width", "4"])
     results = demo.run_demo(root, out, profile, quick=True)
     saved = json.loads((out / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]
@@ -29,3 +30,5 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     stamp = (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns
     demo.run_demo(root, out, profile, quick=True)
     assert (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns == stamp
+    # the chain's fine-tuned segmenter was trained and named in the report
+    assert (out / "checkpoints" / "unet_recon" / "best.pt").exists() and "--finetune_recon" in report
