@@ -78,7 +78,7 @@ def make_figure(root: Path, val_dir: Path, recon_ckpt: Path, path: Path, videos:
     for i in range(min(videos, len(dataset))):
         item = dataset[i]
         with torch.inference_mode():
-            predicted = recon.predict_last_frame(item["inputs"][None])[0].clamp(0, 1)
+            predicted = recon.predict_last_frame(item["inputs"][None])[0]
 
         def rgb(x: torch.Tensor) -> np.ndarray:
             return (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

@@ -94,6 +94,11 @@ class ForecastVideos(Dataset):
         return item
 
 
+    def target_masks(self) -> torch.Tensor:
+        """True frame-21 masks (N, H, W) uint8 of a labeled split, read without decoding any image."""
+        return torch.stack([torch.from_numpy(self.reader.masks(i, [TARGET_FRAME])[0]) for i in range(len(self))])
+
+
 class EvalVideos(ForecastVideos):
     """Validation videos: frames 0..10, true frame 21 and its mask."""
 

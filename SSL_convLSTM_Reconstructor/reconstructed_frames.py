@@ -24,7 +24,7 @@ def predict_split(reconstructor: nn.Module, dataset: ForecastVideos, batch_size:
     out = []
     for batch in tqdm(DataLoader(dataset, batch_size=batch_size), desc=f"reconstructing {dataset.reader.split}",
                       unit="batch", disable=not progress):
-        frames = reconstructor.predict_last_frame(batch["inputs"].to(device)).float().clamp(0, 1)
+        frames = reconstructor.predict_last_frame(batch["inputs"].to(device))
         out.append(frames.mul(255).round().to(torch.uint8).cpu())
     return torch.cat(out)
 
@@ -36,12 +36,10 @@ class ReconstructedFrames(Dataset):
     """
 
     def __init__(self, root: Path | str, split: str, reconstructor: nn.Module, batch_size: int = 8,
-                 progress: bool = True) -> None:
-        videos = ForecastVideos(root, split)
+                 progress: bool = True, use_cache: bool = True) -> None:
+        videos = ForecastVideos(root, split, use_cache=use_cache)
         self.frames = predict_split(reconstructor.eval(), videos, batch_size, progress)
-        from Data.layout import TARGET_FRAME
-        self.masks = torch.stack([torch.from_numpy(videos.reader.masks(i, [TARGET_FRAME])[0].astype("int64"))
-                                  for i in range(len(videos))])
+        self.masks = videos.target_masks().long()
 
     def __len__(self) -> int:
         return len(self.masks)

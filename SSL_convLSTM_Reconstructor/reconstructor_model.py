@@ -205,5 +205,8 @@ class Reconstructor(nn.Module):
         return torch.stack(preds, dim=1)
 
     def predict_last_frame(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frame `target_frame` (21) as (B, C, H, W), whichever the mode."""
-        return self.forward(frames)[:, -1]
+        """Frame `target_frame` (21) as (B, C, H, W) fp32 in [0, 1], whichever the mode.
+
+        fp32 even under autocast: the frame goes on to a segmenter, a metric or a PNG.
+        """
+        return self.forward(frames)[:, -1].float()

@@ -59,7 +59,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict
     n = torch.zeros((), device=device)
     for inputs, targets in loader:
         inputs, last = inputs.to(device), targets[:, -1].to(device)
-        pred = model.predict_last_frame(inputs).float().clamp(0, 1)
+        pred = model.predict_last_frame(inputs)
         for name, guess in (("val", pred), ("copy10", inputs[:, -1])):
             metrics[name][0].update(guess, last)
             metrics[name][1].update(guess, last)
@@ -80,7 +80,7 @@ def save_samples(model: nn.Module, clips: Sequence[tuple[torch.Tensor, torch.Ten
     rows = []
     with torch.inference_mode():
         for inputs, targets in clips:
-            pred = model.predict_last_frame(inputs[None].to(device))[0].float().clamp(0, 1).cpu()
+            pred = model.predict_last_frame(inputs[None].to(device))[0].cpu()
             row = torch.cat([inputs[0], inputs[-1], pred, targets[-1]], dim=-1)
             rows.append(row)
     grid = (torch.cat(rows, dim=-2).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

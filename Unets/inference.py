@@ -98,7 +98,7 @@ class Forecaster:
             elif name == "oracle":
                 out[name] = self._segment(batch["frame21"])
             elif name == "reconstructor":
-                frames = self.reconstructor.predict_last_frame(inputs.to(self.device)).float().clamp(0, 1)
+                frames = self.reconstructor.predict_last_frame(inputs.to(self.device))
                 out[name] = segment(self.chain_segmenter, frames, self.seg_batch)
             elif name == "mask_simvp":
                 logits = self.mask_model(masks_in.long().to(self.device))
@@ -120,12 +120,6 @@ def forecast_split(forecaster: Forecaster, dataset: ForecastVideos, names: Seque
         for name, pred in forecaster.predict(batch, names).items():
             chunks[name].append(pred)
     return {n: torch.cat(c) for n, c in chunks.items()}
-
-
-def true_masks(dataset: ForecastVideos) -> torch.Tensor:
-    """True frame-21 masks (N, H, W) of a labeled split, read without decoding any image."""
-    from Data.layout import TARGET_FRAME
-    return torch.stack([torch.from_numpy(dataset.reader.masks(i)[TARGET_FRAME]) for i in range(len(dataset))])
 
 
 def score(predictions: dict[str, torch.Tensor], truth: torch.Tensor) -> tuple[dict, dict]:
@@ -203,7 +197,7 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict:
     ids = dataset.video_ids
     results: dict = {"split": split, "videos": len(ids), "predictor": primary, "seconds": round(seconds, 1)}
     if labeled:
-        jaccard, per_class = score(predictions, true_masks(dataset))
+        jaccard, per_class = score(predictions, dataset.target_masks())
         results.update(jaccard=jaccard, per_class_iou=per_class)
         atomic_torch_save(predictions[primary], out_dir / "predictions.pt")
         for name in names:

@@ -104,11 +104,12 @@ def finetune_sets(args: argparse.Namespace, use_cache: bool) -> tuple[Dataset, D
     if device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
     recon = load_reconstructor(args.finetune_recon, device)
-    predicted = ReconstructedFrames(args.root_dir, args.train_split, recon, progress=not args.no_progress)
+    predicted = ReconstructedFrames(args.root_dir, args.train_split, recon, progress=not args.no_progress,
+                                    use_cache=use_cache)
     real = LabeledFrames(args.root_dir, args.train_split, frames=[10, 21], use_cache=use_cache,
                          build_cache=use_cache)
     train = ConcatDataset([predicted] * args.recon_repeat + [real])
-    return train, ReconstructedFrames(args.root_dir, "val", recon, progress=not args.no_progress)
+    return train, ReconstructedFrames(args.root_dir, "val", recon, progress=not args.no_progress, use_cache=use_cache)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

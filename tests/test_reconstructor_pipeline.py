@@ -10,7 +10,6 @@ from common.metrics import jaccard_index
 from conftest import REPO
 from SSL_convLSTM_Reconstructor import train_reconstructor
 from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
-from Unets.inference import true_masks
 from Data.datasets import EvalVideos
 
 TINY_RECON = ["--base_width", "4", "--hidden", "8", "--batch_size", "2", "--workers", "0", "--no_progress",
@@ -58,7 +57,7 @@ def test_chained_val_inference_reproducible_and_recomputable(session_root, tiny_
     (r1, p1), (r2, p2) = run(tmp_path / "a"), run(tmp_path / "b")
     assert set(r1["jaccard"]) == {"reconstructor", "frame10_baseline", "oracle"}
     assert r1["jaccard"] == r2["jaccard"] and torch.equal(p1, p2)
-    truth = true_masks(EvalVideos(session_root))
+    truth = EvalVideos(session_root).target_masks()
     assert r1["jaccard"]["reconstructor"] == pytest.approx(jaccard_index(p1, truth), abs=1e-6)
 
 
@@ -97,7 +96,7 @@ def test_finetune_on_reconstructed_frames_reads_the_chain(session_root, tiny_une
             str(recon), "--saved_chain_seg_model_dir", str(out), "--out_dir", str(tmp_path / "val")]
     results = run(build_parser("val", "reconstructor").parse_args(argv), progress=False)
     preds = torch.load(tmp_path / "val" / "predictions.pt")
-    truth = true_masks(EvalVideos(session_root))
+    truth = EvalVideos(session_root).target_masks()
     assert results["jaccard"]["reconstructor"] == pytest.approx(jaccard_index(preds, truth), abs=1e-6)
     # the chain's segmenter changes the chain's row only
     plain = run(build_parser("val", "reconstructor").parse_args([*argv[:-4], "--out_dir", str(tmp_path / "p")]),
