@@ -100,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             lambda m: ex(m, motion="coulomb", space="image", decel=decel_px),
         f"coulomb, floor, bottom pt, fitted ({decel_bottom:.4f})":
             lambda m: ex(m, motion="coulomb", track_point="bottom", decel=decel_bottom),
-        f"coulomb, floor, centroid, fitted ({decel_floor:.4f})":
+        f"coulomb, floor, centroid, fitted ({decel_floor:.4f}), no collisions":
+            lambda m: ex(m, motion="coulomb", decel=decel_floor, collide=False),
+        f"coulomb, floor, centroid, fitted ({decel_floor:.4f}), collisions":
             lambda m: ex(m, motion="coulomb", decel=decel_floor),
         "module defaults (extrapolate_mask(m))": lambda m: ex(m),
     }

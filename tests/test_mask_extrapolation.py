@@ -294,3 +294,62 @@ def test_rejects_bad_motion_options():
         extrapolate_mask(frames, decel=-0.1)
     with pytest.raises(ValueError, match="track_point"):
         extrapolate_mask(frames, track_point="top")
+
+
+def test_object_entering_at_a_corner_never_fully_seen_gets_its_velocity():
+    # Always cut by the bottom border (never fully seen); cut by the right border too while
+    # entering (frames 4..8). x must be tracked consistently: the inner edge in frames 4..8
+    # plus the edge-to-centroid offset of frames 9..10, not the bare edge mixed with centroids.
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        square(frames[t], 140, 262 - 6 * t, 30, cid=44)
+    assert frames[8, :, -1].any() and not frames[9, :, -1].any() and frames[10, -1].any()
+    out = extrapolate_mask(frames, motion="geometric", friction=1.0, horizon_y=None)
+    truth = square(np.zeros((H, W), np.uint8), 140, 262 - 6 * 21, 30, cid=44)
+    assert np.abs(centroid(out, 44) - centroid(truth, 44)).max() <= 1.0
+
+
+def render_masks(objects, frames):
+    """Masks (T, H, W) of generator objects, rendered by the generator itself."""
+    from Data.synth.render import Renderer
+    from Data.synth.scene import Scene
+    renderer = Renderer(supersample=1)
+    scene = Scene(mx.DEFAULT_CAMERA, objects, frames)
+    return np.stack([renderer.render(scene, t)[1] for t in range(frames)])
+
+
+def test_collision_after_the_last_input_frame_moves_the_object_that_is_hit():
+    # A sphere slides right into a resting cylinder between frames 10 and 21 (the generator's
+    # own physics and renderer). Equal masses, head on: the mover stops, the hit one goes on.
+    from Data.synth.scene import COLLISION_SCALE, CYLINDER, RUBBER, SPHERE, SceneObject, simulate
+    size = mx.SceneConfig.size
+    radius = np.array([size * COLLISION_SCALE[SPHERE], size * COLLISION_SCALE[CYLINDER]])
+    pos0 = np.array([[-3.2, 12.0], [0.0, 12.0]])
+    traj, _, _ = simulate(pos0, np.array([[0.2, 0.0], [0.0, 0.0]]), radius, np.ones(2), 22, 0.006)
+    hit = np.flatnonzero(traj[:, 1, 0] > 1e-6)[0]
+    assert 11 < hit < 18 and traj[21, 1, 0] > 0.5               # hit after frame 10, moves far
+    objects = [SceneObject(SPHERE, RUBBER, 1, size, traj[:, 0], np.zeros(22)),
+               SceneObject(CYLINDER, RUBBER, 5, size, traj[:, 1], np.zeros(22))]
+    masks = render_masks(objects, 22)
+    mover, resting = objects[0].cid, objects[1].cid
+    assert not masks[:, [0, -1]].any() and not masks[:, :, [0, -1]].any()   # never cut by a border
+    out = extrapolate_mask(masks[:T_IN])
+    for cid in (mover, resting):
+        assert np.abs(centroid(out, cid) - centroid(masks[21], cid)).max() <= 2.0, cid
+    # without collisions the mover runs through the resting one, which stays put
+    free = extrapolate_mask(masks[:T_IN], collide=False)
+    assert np.abs(centroid(free, resting) - centroid(masks[T_IN - 1], resting)).max() <= 1.0
+    for cid in (mover, resting):
+        assert np.abs(centroid(free, cid) - centroid(masks[21], cid)).max() > 5.0, cid
+
+
+def test_objects_resting_in_contact_are_not_pushed_apart():
+    # Estimated floor positions of touching objects overlap as discs; the forward simulation
+    # must not read that as a collision and push them apart.
+    from Data.synth.scene import RUBBER, SPHERE, SceneObject
+    size = mx.SceneConfig.size
+    objects = [SceneObject(SPHERE, RUBBER, c, size, np.tile(p, (T_IN, 1)), np.zeros(T_IN))
+               for c, p in ((2, [-0.4, 12.0]), (3, [0.4, 12.0]))]          # 0.8 apart < 2 radii
+    masks = render_masks(objects, T_IN)
+    assert not masks[:, [0, -1]].any() and not masks[:, :, [0, -1]].any()
+    assert np.array_equal(extrapolate_mask(masks), masks[-1])
