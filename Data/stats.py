@@ -1,6 +1,9 @@
-"""Statistics of labelled videos, read from `mask.npy` only, to compare generated data with real data.
+"""Statistics of labelled videos, to compare generated data with real data: motion and layout
+from `mask.npy`, and with `--images` the fine detail of the frames (noise, texture, outline
+softness) measured inside and outside the masks.
 
     python Data/stats.py --root_dir /tmp/gen --split train --compare ../shared/real_sample
+    python Data/stats.py --root_dir /tmp/gen --compare ../shared/real_sample --images
 """
 from __future__ import annotations
 
@@ -102,6 +105,76 @@ def split_stats(split_dir: Path, limit: int | None = None) -> dict[str, str]:
     }
 
 
+def _laplacian(gray: np.ndarray) -> np.ndarray:
+    """|pixel - mean of its 4 neighbours| of (N, H, W) images, on the (H-2, W-2) interior."""
+    return np.abs(gray[:, 1:-1, 1:-1] - 0.25 * (gray[:, :-2, 1:-1] + gray[:, 2:, 1:-1]
+                                                + gray[:, 1:-1, :-2] + gray[:, 1:-1, 2:]))
+
+
+def image_detail(frames: np.ndarray, masks: np.ndarray) -> dict[str, float]:
+    """Fine detail of frames (N, H, W, 3) uint8 with their masks (N, H, W), grey levels 0..255.
+
+    - floor noise: mean |Laplacian| on floor pixels whose 4 neighbours are floor too (white
+      noise of std s gives ~0.89 s);
+    - metal / rubber texture: the same inside objects of that material, away from their outline
+      (noise and small highlights: path-traced renders are noisier on objects than on the floor);
+    - outline contrast: mean |difference| of horizontally adjacent pixels that the mask gives to
+      different classes (a sharper outline gives more; blur and anti-aliasing give less);
+    - rubber left/right: mean brightness of the left third of a rubber object over its right
+      third (objects fully in view with no other object in their box), i.e. where the light
+      comes from.
+    NaN where the frames hold no such pixel or object.
+    """
+    gray = frames.astype(np.float32).mean(axis=-1)
+    lap = _laplacian(gray)
+    c = masks[:, 1:-1, 1:-1]
+    same = ((masks[:, :-2, 1:-1] == c) & (masks[:, 2:, 1:-1] == c)
+            & (masks[:, 1:-1, :-2] == c) & (masks[:, 1:-1, 2:] == c))
+    material = ((c.astype(np.int64) - 1) // 8) % 2              # 0 metal, 1 rubber (class id layout)
+    edge = masks[:, :, 1:] != masks[:, :, :-1]
+    step = np.abs(np.diff(gray, axis=2))
+
+    def mean(a: np.ndarray, sel: np.ndarray) -> float:
+        return float(a[sel].mean()) if sel.any() else float("nan")
+
+    ratios = []
+    h, w = masks.shape[1:]
+    for img, m in zip(gray, masks):
+        for cid in np.unique(m):
+            if cid == 0 or ((int(cid) - 1) // 8) % 2 != 1:
+                continue
+            ys, xs = np.nonzero(m == cid)
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            box = m[y0:y1, x0:x1]
+            if ys.size < 100 or y0 == 0 or x0 == 0 or y1 == h or x1 == w or ((box != cid) & (box != 0)).any():
+                continue
+            third = (x1 - x0) / 3
+            v = img[ys, xs]
+            ratios.append(v[xs < x0 + third].mean() / v[xs >= x1 - third].mean())
+    return {"floor noise": mean(lap, same & (c == 0)),
+            "metal texture": mean(lap, same & (c > 0) & (material == 0)),
+            "rubber texture": mean(lap, same & (c > 0) & (material == 1)),
+            "outline contrast": mean(step, edge),
+            "rubber left/right": float(np.mean(ratios)) if ratios else float("nan")}
+
+
+def split_image_stats(split_dir: Path, limit: int = 40, frames: Sequence[int] = (0, 7, 14, 21)) -> dict[str, str]:
+    """Rows of `image_detail` for the first `limit` labelled videos of a split (`frames` of each)."""
+    from Data.reading import read_png
+    from Data.layout import frame_name
+    videos = [p for _, p in list_videos(split_dir) if (p / "mask.npy").is_file()][:limit]
+    if not videos:
+        raise UserInputError(f"{split_dir}: no video with a mask.npy")
+    imgs, masks = [], []
+    for p in tqdm(videos, desc=f"{split_dir.name} frames", disable=len(videos) < 50):
+        mask = _load_mask(p / "mask.npy")
+        for t in frames:
+            imgs.append(read_png(p / frame_name(t)))
+            masks.append(mask[t])
+    detail = image_detail(np.stack(imgs), np.stack(masks))
+    return {(k if "/" in k else f"{k} (grey levels)"): f"{v:.2f}" for k, v in detail.items()}
+
+
 def format_table(columns: dict[str, dict[str, str]]) -> str:
     """Markdown table with one row per statistic and one column per data root."""
     names = list(columns)
@@ -122,10 +195,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--compare_split", default=None,
                         help="split of --compare to measure (default: train, where the real samples live)")
     parser.add_argument("--limit", type=int, default=None, help="measure at most this many videos per root")
+    parser.add_argument("--images", action="store_true",
+                        help="also measure the frames' fine detail (noise, texture, outline contrast) "
+                             "on frames 0/7/14/21 of at most --limit (default 40) videos")
     args = parser.parse_args(argv)
-    columns = {str(args.root_dir): split_stats(args.root_dir / args.split, args.limit)}
+    splits = {str(args.root_dir): args.root_dir / args.split}
     if args.compare is not None:
-        columns[str(args.compare)] = split_stats(args.compare / (args.compare_split or "train"), args.limit)
+        splits[str(args.compare)] = args.compare / (args.compare_split or "train")
+    columns = {name: split_stats(path, args.limit) for name, path in splits.items()}
+    if args.images:
+        for name, path in splits.items():
+            columns[name].update(split_image_stats(path, args.limit or 40))
     print(format_table(columns))
 
 

@@ -237,6 +237,34 @@ def test_stats(root, capsys):
     assert code == 0
     assert "objects per video" in table and table.count("|") > 20
     assert _run(stats.main, ["--root_dir", str(root), "--split", "hidden"], capsys)[0] == 2
+    code, _, table = _run(stats.main, ["--root_dir", str(root), "--images"], capsys)
+    assert code == 0 and "floor noise" in table and "outline contrast" in table
+
+
+def test_image_detail_measures_noise_texture_and_outline():
+    rng = np.random.default_rng(0)
+    masks = np.zeros((4, 40, 60), np.uint8)
+    masks[:, 10:30, 10:25] = 3                          # metal (class 3 = 1 + colour 2)
+    masks[:, 10:30, 35:50] = 11                         # rubber (1 + colour 2 + 8)
+    base = np.full((4, 40, 60), 120.0)
+    base[masks == 3], base[masks == 11] = 60.0, 90.0    # outlines: steps of 60 and 30 levels
+    std = np.where(masks == 3, 6.0, np.where(masks == 11, 3.0, 1.5))
+    img = base + std * rng.standard_normal(base.shape)   # brightness noise, the same in R, G, B
+    frames = np.repeat(np.clip(np.rint(img), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+    d = stats.image_detail(frames, masks)
+    for key, s in (("floor noise", 1.5), ("metal texture", 6.0), ("rubber texture", 3.0)):
+        assert abs(d[key] - 0.89 * s) < 0.12 * s, (key, d[key])      # E|lap| of white noise ~0.89 std
+    assert 35 < d["outline contrast"] < 55              # 60 and 30 level steps, 4 rows each
+    blurred = frames.astype(np.float32)
+    blurred[:, :, 1:-1] = (blurred[:, :, :-2] + blurred[:, :, 1:-1] + blurred[:, :, 2:]) / 3
+    assert stats.image_detail(blurred.astype(np.uint8), masks)["outline contrast"] < d["outline contrast"] - 5
+    empty = stats.image_detail(frames[:, :5, :5], masks[:, :5, :5])
+    assert np.isnan(empty["metal texture"]) and not np.isnan(empty["floor noise"])
+    assert np.isnan(empty["rubber left/right"])
+    lit = frames.copy()
+    lit[:, 10:30, 35:40] = 120                          # the rubber object's left third lit
+    assert abs(stats.image_detail(lit, masks)["rubber left/right"] - 120 / 90) < 0.05
+    assert abs(d["rubber left/right"] - 1.0) < 0.05
 
 
 def test_scripts_run_from_their_folder():

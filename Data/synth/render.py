@@ -1,7 +1,7 @@
 """Ray-casting renderer of the synthetic scenes in numpy: image and exact mask of a frame.
 
 Objects are intersected analytically (sphere, vertical cylinder, yawed box with rounded-edge
-normals) and shaded in display space: rubber is Lambertian under an ambient term and two lights,
+normals) and shaded in display space: rubber is lit mostly by an ambient term and a little by two lights,
 metal reflects a floor/sky environment with sharp light highlights and a fresnel rim. The floor's
 radiance is a table measured on the real frames (their lights never move), darkened by soft
 shadows that are ray cast towards both lights. Only pixels inside each object's image box (and
@@ -66,14 +66,20 @@ TARGET_MEAN = np.array([
 
 # Directions towards the two lights: the key light stands right and behind the objects (shadows
 # fall to the lower left, as in the real frames), the fill light left and in front (fainter
-# shadows to the right). Values are (direction, diffuse weight, shadow darkening).
+# shadows to the right). Values are (direction, weight of its highlights on rubber and metal
+# and of its reflection on metal, shadow darkening).
 _KEY = np.array([0.60, 0.42, 0.42])
 _FILL = np.array([-0.75, -0.30, 0.75])
 LIGHTS = [(_KEY / np.linalg.norm(_KEY), 0.35, 0.15), (_FILL / np.linalg.norm(_FILL), 0.30, 0.09)]
-AMBIENT = 0.55
+# Rubber's diffuse light: mostly ambient, a little of each light (key, fill). The real rubber
+# objects are lit almost evenly, a little brighter on the left, and their right rim stays dark
+# (shading profiles inside the real masks, docs/generator.md); a strong key light from the
+# right and behind would light that rim.
+AMBIENT = 0.80
+RUBBER_DIFFUSE = (0.10, 0.25)
 # Mean shading factor of each material over a visible object, measured with
 # `calibrate_shading`; dividing the target mean by it gives the albedo.
-SHADE_MEAN = {METAL: 1.37, RUBBER: 0.75}
+SHADE_MEAN = {METAL: 1.37, RUBBER: 0.94}
 _BEVEL = 0.15       # rounded cube edges, as a fraction of the half side
 _EPS = 1e-6
 
@@ -205,8 +211,8 @@ def shade(obj: SceneObject, dirs: np.ndarray, normals: np.ndarray) -> np.ndarray
         return colour + np.clip(env - 1.4, 0, None)[:, None] * 80
     light = np.full(len(normals), AMBIENT)
     spec = np.zeros(len(normals))
-    for ldir, weight, _ in LIGHTS:
-        light = light + weight * np.clip(normals @ ldir, 0, 1)
+    for (ldir, weight, _), diffuse in zip(LIGHTS, RUBBER_DIFFUSE):
+        light = light + diffuse * np.clip(normals @ ldir, 0, 1)
         h = ldir - dirs
         h = h / np.sqrt(h[:, 0] ** 2 + h[:, 1] ** 2 + h[:, 2] ** 2)[:, None]
         spec = spec + weight * np.clip(np.einsum("ij,ij->i", normals, h), 0, 1) ** 30
