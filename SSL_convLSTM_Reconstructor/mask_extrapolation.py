@@ -112,7 +112,7 @@ on the input's device.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
@@ -248,6 +248,21 @@ def track_objects(masks: np.ndarray, min_area: int = 15, occlusion_ratio: float 
         tr.full = inside & (area >= occlusion_ratio * ref)
         tr.py, tr.px = _tracked_points(tr)
     return tracks
+
+
+class _Fitted(NamedTuple):
+    """One object ready to move: what to paint (shape frame ``ts``, its pixels), its image track
+    and the tracked point's offset from the centroid, and its fitted state at the last input
+    frame (position and velocity in the motion space)."""
+    cid: int
+    ts: int
+    ys: np.ndarray
+    xs: np.ndarray
+    off: np.ndarray
+    qy: np.ndarray
+    qx: np.ndarray
+    start: np.ndarray
+    vel: np.ndarray
 
 
 def _tracked_points(tr: Track) -> tuple[np.ndarray, np.ndarray]:
@@ -569,7 +584,7 @@ def extrapolate_mask(masks, horizon: int = DEFAULT_HORIZON, friction: float = DE
     else:
         past = _past_gain(T, 1.0)                       # steps L - t
 
-    states = []    # per object: (cid, shape frame, its pixels, offsets, image track, a, v)
+    states: list[_Fitted] = []
     for cid, tr in tracks.items():
         vis_t = np.flatnonzero(tr.visible)
         if vis_t.size < min_visible_frames or vis_t.size == 0:
@@ -609,18 +624,18 @@ def extrapolate_mask(masks, horizon: int = DEFAULT_HORIZON, friction: float = DE
             v = np.array([f[1] for f in fits])
         else:
             a, v = _coulomb_fit(ts_list, ps_list, past, decel, tols)
-        states.append((cid, ts, ys, xs, off, qy, qx, a, v))
+        states.append(_Fitted(cid, ts, ys, xs, off, qy, qx, a, v))
 
     if not states:
         return out
-    start = np.array([st[7] for st in states])
-    vel = np.array([st[8] for st in states])
+    start = np.array([st.start for st in states])
+    vel = np.array([st.vel for st in states])
     if motion == "geometric":
         ends = start + vel * future
     elif collide and space == "floor":
         ends = np.full_like(start, np.nan)
         ok = ~np.isnan(start).any(axis=1)
-        radius = np.array([_collision_radius(st[0]) for st in states])
+        radius = np.array([_collision_radius(st.cid) for st in states])
         ends[ok] = _slide_and_collide(start[ok], np.where(np.isnan(vel[ok]), 0.0, vel[ok]), radius[ok],
                                       decel, horizon)
     else:
