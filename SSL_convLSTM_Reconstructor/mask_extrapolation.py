@@ -30,8 +30,8 @@ By default (``collide=True``, Coulomb on the floor) the objects are not extrapol
 one: all of them, resting ones included, slide on together as discs of the generator's
 collision radii (``Data.synth.scene.COLLISION_SCALE``, equal masses, elastic) from their
 fitted positions and velocities at frame L, so an object hit after the last input frame
-moves, and the one that hit it stops or turns (``_slide_and_collide``). Discs that already
-overlap at frame L (objects resting in contact, position noise) are not pushed apart.
+moves, and the one that hit it stops or turns (``Data.synth.scene.simulate``). Discs that
+already overlap at frame L (objects resting in contact, position noise) are not pushed apart.
 
 Measured (``python benchmarks/bench_extrapolation.py --root_dir benchmarks/out/accuracy/data``:
 competition Jaccard of frame 21 predicted from the TRUE masks of frames 0..10; parameters
@@ -96,7 +96,7 @@ Per object (class id, at most one object per class per video):
    velocity change inside the window, e.g. a collision) is redone on the last three
    tracked frames.
 4. Extrapolate: each object on its own by the motion model's formula, or (``collide``) all
-   together by ``_slide_and_collide``.
+   together by the generator's ``simulate``.
 5. Paint the object's last fully seen shape (else its largest visible one), shifted by
    the predicted image displacement of the tracked point (rounded to whole pixels) and
    optionally rescaled for perspective (``horizon_y``), clipped to the view; objects are painted far to near
@@ -117,7 +117,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME, class_attributes
-from Data.synth.scene import COLLISION_SCALE, Camera, SceneConfig
+from Data.synth.scene import COLLISION_SCALE, Camera, SceneConfig, simulate
 
 __all__ = ["DEFAULT_CAMERA", "DEFAULT_DECEL", "DEFAULT_DECEL_PX", "DEFAULT_FRICTION", "DEFAULT_HORIZON",
            "DEFAULT_HORIZON_Y", "DEFAULT_MOTION", "DEFAULT_PLANE_Z", "DEFAULT_SPACE",
@@ -445,48 +445,6 @@ def _collision_radius(cid: int) -> float:
     return SceneConfig.size * COLLISION_SCALE[class_attributes(cid)[0]]
 
 
-def _slide_and_collide(pos: np.ndarray, vel: np.ndarray, radius: np.ndarray, decel: float,
-                       horizon: int, substeps: int = 8) -> np.ndarray:
-    """Positions (n, 2) after ``horizon`` frames of discs sliding under constant deceleration
-    and colliding elastically (equal masses), from positions and velocities (n, 2) at the last
-    input frame.
-
-    The generator's physics (``Data.synth.scene.simulate``) with two changes for estimated,
-    noisy states: discs that already overlap at the start (two objects resting in contact,
-    or position noise) are never pushed apart, and a pair only exchanges momentum while it
-    overlaps and approaches, so a resting object is moved only by a real hit.
-    """
-    pos, vel = pos.astype(np.float64).copy(), vel.astype(np.float64).copy()
-    n = len(pos)
-    if n == 0 or horizon <= 0:
-        return pos
-    iu, ju = np.triu_indices(n, k=1)
-    reach = radius[iu] + radius[ju]
-    apart = np.hypot(*(pos[ju] - pos[iu]).T) >= reach      # pairs free to collide
-    dt = 1.0 / substeps
-    for _ in range(horizon * substeps):
-        pos += vel * dt
-        if iu.size:
-            d = pos[ju] - pos[iu]
-            dist = np.hypot(d[:, 0], d[:, 1])
-            apart |= dist >= reach                # a pair that separated may collide later
-            hit = np.flatnonzero(apart & (dist < reach) & (dist > 1e-9))
-            for k in hit:                      # few per step; sequential like the generator
-                i, j = iu[k], ju[k]
-                normal = d[k] / dist[k]
-                approach = (vel[j] - vel[i]) @ normal
-                if approach < 0:
-                    vel[i] += approach * normal            # equal masses, restitution 1
-                    vel[j] -= approach * normal
-                overlap = reach[k] - dist[k]
-                pos[i] -= normal * overlap / 2
-                pos[j] += normal * overlap / 2
-        speed = np.hypot(vel[:, 0], vel[:, 1])
-        moving = speed > 0
-        vel *= (np.where(moving, np.maximum(speed - decel * dt, 0.0) / np.where(moving, speed, 1.0), 0.0))[:, None]
-    return pos
-
-
 def _resolve(motion, space, decel, plane_z, track_point, camera, caller):
     _check_choice("motion", motion, MOTIONS, caller)
     _check_choice("track_point", track_point, TRACK_POINTS, caller)
@@ -560,7 +518,7 @@ def extrapolate_mask(masks, horizon: int = DEFAULT_HORIZON, friction: float = DE
             apparent size grows linearly below the horizon), and the occlusion test uses
             areas normalised the same way. None: no perspective (shapes only shifted).
         collide: Coulomb motion on the floor only: move all objects together, colliding as
-            discs (``_slide_and_collide``), instead of each on its own straight line.
+            discs (the generator's ``simulate``), instead of each on its own straight line.
     Returns:
         numpy uint8 (H, W) predicted mask.
     """
@@ -636,8 +594,10 @@ def extrapolate_mask(masks, horizon: int = DEFAULT_HORIZON, friction: float = DE
         ends = np.full_like(start, np.nan)
         ok = ~np.isnan(start).any(axis=1)
         radius = np.array([_collision_radius(st.cid) for st in states])
-        ends[ok] = _slide_and_collide(start[ok], np.where(np.isnan(vel[ok]), 0.0, vel[ok]), radius[ok],
-                                      decel, horizon)
+        # The generator's physics, from the fitted state at frame L (equal masses, elastic);
+        # objects already touching there are left in contact, not pushed apart.
+        ends[ok] = simulate(start[ok], np.where(np.isnan(vel[ok]), 0.0, vel[ok]), radius[ok],
+                            np.ones(int(ok.sum())), horizon + 1, decel, keep_initial_contacts=True)[0][-1]
     else:
         ends = start + np.array([_coulomb_displacement(v, decel, horizon) for v in vel])
 

@@ -127,14 +127,18 @@ class Scene:
 
 def simulate(pos0: np.ndarray, vel0: np.ndarray, radius: np.ndarray, mass: np.ndarray,
              num_frames: int = NUM_FRAMES, friction: float = 0.006, substeps: int = 8,
-             restitution: float = 1.0, spin0: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             restitution: float = 1.0, spin0: np.ndarray | None = None,
+             keep_initial_contacts: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slide discs on the floor and let them collide; returns positions and velocities (T, n, 2), yaw (T, n).
 
     Friction is a constant deceleration (units per frame^2) until the disc stops; collisions are
     impulses along the line of centres, so momentum is conserved exactly and, with restitution 1,
     kinetic energy too. Yaw starts at 0 and turns at the spin rate, which friction also slows;
     a glancing collision adds spin, so hit cubes turn.
+
+    `keep_initial_contacts`, for states estimated from images (mask extrapolation): pairs that
+    overlap at the start (objects resting in contact, or position noise) neither collide nor
+    get pushed apart until they have separated once.
     """
     pos = np.array(pos0, dtype=np.float64).reshape(-1, 2).copy()
     vel = np.array(vel0, dtype=np.float64).reshape(-1, 2).copy()
@@ -147,6 +151,9 @@ def simulate(pos0: np.ndarray, vel0: np.ndarray, radius: np.ndarray, mass: np.nd
     out_p = np.empty((num_frames, n, 2))
     out_v = np.empty((num_frames, n, 2))
     out_y = np.empty((num_frames, n))
+    # Pairs allowed to collide (upper triangle used); see keep_initial_contacts.
+    gap = np.hypot(*(pos[:, None] - pos[None]).transpose(2, 0, 1)) - (radius[:, None] + radius[None, :])
+    free = gap >= 0 if keep_initial_contacts else np.ones((n, n), dtype=bool)
     for t in range(num_frames):
         out_p[t], out_v[t], out_y[t] = pos, vel, yaw
         if t == num_frames - 1:
@@ -159,7 +166,9 @@ def simulate(pos0: np.ndarray, vel0: np.ndarray, radius: np.ndarray, mass: np.nd
                     d = pos[j] - pos[i]
                     dist = math.hypot(d[0], d[1])
                     overlap = radius[i] + radius[j] - dist
-                    if overlap <= 0 or dist < 1e-9:
+                    if overlap <= 0:
+                        free[i, j] = True
+                    if overlap <= 0 or dist < 1e-9 or not free[i, j]:
                         continue
                     normal = d / dist
                     rel = vel[j] - vel[i]
