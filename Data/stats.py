@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from common.errors import UserInputError, run_cli  # noqa: E402
-from Data.layout import NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, list_videos  # noqa: E402
+from Data.layout import (NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, class_attributes,  # noqa: E402
+                         frame_name, list_videos)
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def image_detail(frames: np.ndarray, masks: np.ndarray) -> dict[str, float]:
     h, w = masks.shape[1:]
     for img, m in zip(gray, masks):
         for cid in np.unique(m):
-            if cid == 0 or ((int(cid) - 1) // 8) % 2 != 1:
+            if cid == 0 or class_attributes(int(cid))[1] != 1:       # rubber only
                 continue
             ys, xs = np.nonzero(m == cid)
             y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
@@ -160,8 +161,7 @@ def image_detail(frames: np.ndarray, masks: np.ndarray) -> dict[str, float]:
 
 def split_image_stats(split_dir: Path, limit: int = 40, frames: Sequence[int] = (0, 7, 14, 21)) -> dict[str, str]:
     """Rows of `image_detail` for the first `limit` labelled videos of a split (`frames` of each)."""
-    from Data.reading import read_png
-    from Data.layout import frame_name
+    from Data.reading import read_png          # imports torch: only when images are measured
     videos = [p for _, p in list_videos(split_dir) if (p / "mask.npy").is_file()][:limit]
     if not videos:
         raise UserInputError(f"{split_dir}: no video with a mask.npy")
