@@ -1,15 +1,18 @@
 """Ray-casting renderer of the synthetic scenes in numpy: image and exact mask of a frame.
 
 Objects are intersected analytically (sphere, vertical cylinder, yawed box with rounded-edge
-normals) and shaded in display space: rubber is lit mostly by an ambient term and a little by two lights,
-metal reflects a floor/sky environment with sharp light highlights and a fresnel rim. The floor's
-radiance is a table measured on the real frames (their lights never move), darkened by soft
-shadows that are ray cast towards both lights. Only pixels inside each object's image box (and
-its shadow's box) are traced, which keeps a frame at a few milliseconds.
+normals) and shaded in display space with lighting fitted on the real frames (`LIGHTING_FILE`):
+rubber by a spherical-harmonic irradiance and a sheen, metal by an environment over the
+reflected direction. The floor's radiance is a table measured on the real frames (their lights
+never move), darkened by soft shadows ray cast towards the fitted lamps. Only pixels inside each
+object's image box (and its shadow's box) are traced, which keeps a frame at a few milliseconds.
 """
 from __future__ import annotations
 
+import json
 import math
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -64,22 +67,14 @@ TARGET_MEAN = np.array([
      [102, 79, 48], [63, 121, 121], [90, 52, 108], [131, 126, 66]],
 ], dtype=np.float32)
 
-# Directions towards the two lights: the key light stands right and behind the objects (shadows
-# fall to the lower left, as in the real frames), the fill light left and in front (fainter
-# shadows to the right). Values are (direction, weight of its highlights on rubber and metal
-# and of its reflection on metal, shadow darkening).
-_KEY = np.array([0.60, 0.42, 0.42])
-_FILL = np.array([-0.75, -0.30, 0.75])
-LIGHTS = [(_KEY / np.linalg.norm(_KEY), 0.35, 0.15), (_FILL / np.linalg.norm(_FILL), 0.30, 0.09)]
-# Rubber's diffuse light: mostly ambient, a little of each light (key, fill). The real rubber
-# objects are lit almost evenly, a little brighter on the left, and their right rim stays dark
-# (shading profiles inside the real masks, docs/generator.md); a strong key light from the
-# right and behind would light that rim.
-AMBIENT = 0.80
-RUBBER_DIFFUSE = (0.10, 0.25)
+# Lighting measured on the real frames by `Data/synth/fit_lighting.py` (analysis by synthesis:
+# real objects re-posed in this scene, their pixels' normals known): rubber's irradiance as 9
+# spherical-harmonic terms of the normal plus a white sheen, metal's reflected environment as
+# tables over the reflected direction, and the floor shadows' lamps, contact darkening and blur.
+LIGHTING_FILE = Path(__file__).resolve().with_name("real_lighting.json")
 # Mean shading factor of each material over a visible object, measured with
 # `calibrate_shading`; dividing the target mean by it gives the albedo.
-SHADE_MEAN = {METAL: 1.37, RUBBER: 0.94}
+SHADE_MEAN = {METAL: 1.11, RUBBER: 1.01}
 _BEVEL = 0.15       # rounded cube edges, as a fraction of the half side
 _EPS = 1e-6
 
@@ -178,45 +173,70 @@ def intersect(obj: SceneObject, t: int, origins: np.ndarray, dirs: np.ndarray,
 
 
 # --------------------------------------------------------------------------- shading
-def _sky(r: np.ndarray) -> np.ndarray:
-    """Environment seen along reflected directions r (N, 3): lit floor below, dim sky above."""
-    z = r[:, 2]
-    horizon = np.clip(0.5 - z / 0.06, 0, 1)                 # soft horizon line on metal
-    up = np.clip(z / 0.7, 0, 1)
-    # A bright sky with a dark band just above the horizon: the band gives metal spheres their
-    # dark belt, while flat tops (which see the sky higher up) stay bright.
-    band = np.exp(-(((z - 0.04) / 0.06) ** 2))
-    sky = 0.9 + 0.55 * up * up * (3 - 2 * up) - 0.6 * band
-    env = horizon * 1.25 + (1 - horizon) * sky
-    flat = np.sqrt(np.maximum(1 - z * z, 1e-6))
-    for ldir, weight, _ in LIGHTS:
-        env = env + weight * 10.0 * np.clip(r @ ldir, 0, 1) ** 80
-        # The lights are large panels: near-horizontal reflections (cylinder sides, cube faces)
-        # catch them as vertical streaks.
-        az = (r[:, 0] * ldir[0] + r[:, 1] * ldir[1]) / (flat * np.hypot(ldir[0], ldir[1]))
-        env = env + weight * 1.6 * np.clip(az, 0, 1) ** 40 * flat ** 4
-    return env
+def sh9(n: np.ndarray) -> np.ndarray:
+    """(N, 9) real spherical-harmonic basis up to order 2 of unit vectors (unnormalised terms)."""
+    x, y, z = n[:, 0], n[:, 1], n[:, 2]
+    return np.stack([np.ones_like(x), x, y, z, x * y, y * z, x * z, x * x - y * y, 3 * z * z - 1], 1)
+
+
+def sheen_basis(normals: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """(N, 5) terms of rubber's white sheen: two powers of (1 - cos view) and the reflected direction."""
+    cos_v = np.clip(-np.einsum("ij,ij->i", dirs, normals), 0, 1)
+    r = dirs + 2 * cos_v[:, None] * normals
+    return np.stack([(1 - cos_v) ** 5, (1 - cos_v) ** 2, r[:, 0], r[:, 1], r[:, 2]], 1)
+
+
+def env_cells(r: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear lookup into a (rows, cols) table over reflected directions r (N, 3).
+
+    Rows sample the height r_z from -1 to 1, columns the azimuth (wrapping around). Returns the
+    (N, 4) flat cell indices and their (N, 4) weights.
+    """
+    r = r.astype(np.float64)       # in float32, rows - 1 - 1e-9 rounds to the last row
+    fz = np.clip((r[:, 2] + 1) / 2 * (rows - 1), 0, rows - 1 - 1e-9)
+    fa = (np.arctan2(r[:, 1], r[:, 0]) + math.pi) / (2 * math.pi) * cols
+    z0, a0 = np.floor(fz).astype(np.int64), np.floor(fa).astype(np.int64)
+    wz, wa = fz - z0, fa - a0
+    a0, a1 = a0 % cols, (a0 + 1) % cols
+    cells = np.stack([z0 * cols + a0, z0 * cols + a1, (z0 + 1) * cols + a0, (z0 + 1) * cols + a1], 1)
+    weights = np.stack([(1 - wz) * (1 - wa), (1 - wz) * wa, wz * (1 - wa), wz * wa], 1)
+    return cells, weights
+
+
+@lru_cache(maxsize=1)
+def real_lighting() -> dict:
+    """The fitted lighting of `LIGHTING_FILE`, loaded once per process."""
+    data = json.loads(LIGHTING_FILE.read_text())
+    metal = data["metal"]
+    shadows = data["shadows"]
+    return {"sh": np.array(data["rubber"]["sh"]), "sheen": np.array(data["rubber"]["sheen"]),
+            "rows": metal["rows"], "cols": metal["cols"],
+            "env": np.array(metal["env"]), "white": np.array(metal["white"]),
+            "lamps": [(lamp_direction(lamp["azimuth_deg"], lamp["elevation_deg"]), float(lamp["strength"]))
+                      for lamp in shadows["lamps"]],
+            "contact": float(shadows["contact"]), "shadow_blur": int(shadows["blur"])}
+
+
+def lamp_direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
+    """Unit vector towards a lamp: azimuth from +x (right) towards +y (away), elevation above the floor."""
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    return np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
 
 
 def shade(obj: SceneObject, dirs: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """Display colour (N, 3) of the object's points seen along `dirs` with surface `normals`."""
     albedo = TARGET_MEAN[obj.material, obj.colour] / SHADE_MEAN[obj.material]
+    light = real_lighting()
     if obj.material == METAL:
         cos_v = np.clip(-np.einsum("ij,ij->i", dirs, normals), 0, 1)
         r = dirs + 2 * cos_v[:, None] * normals
-        env = _sky(r)
-        fresnel = 0.05 * (1 - cos_v) ** 4
-        colour = albedo * env[:, None] + 255 * fresnel[:, None]
-        # Highlights saturate towards white, as the real metal spheres' bright spots do.
-        return colour + np.clip(env - 1.4, 0, None)[:, None] * 80
-    light = np.full(len(normals), AMBIENT)
-    spec = np.zeros(len(normals))
-    for (ldir, weight, _), diffuse in zip(LIGHTS, RUBBER_DIFFUSE):
-        light = light + diffuse * np.clip(normals @ ldir, 0, 1)
-        h = ldir - dirs
-        h = h / np.sqrt(h[:, 0] ** 2 + h[:, 1] ** 2 + h[:, 2] ** 2)[:, None]
-        spec = spec + weight * np.clip(np.einsum("ij,ij->i", normals, h), 0, 1) ** 30
-    return albedo * light[:, None] + 18 * spec[:, None]
+        cells, weights = env_cells(r, light["rows"], light["cols"])
+        env = (weights * light["env"][cells]).sum(1)
+        white = (weights * light["white"][cells]).sum(1)
+        return albedo * env[:, None] + white[:, None]
+    # The fit holds only for normals the camera sees; clamp what a far side could extrapolate to.
+    irradiance = np.clip(sh9(normals) @ light["sh"], 0.2, 2.0)
+    return albedo * irradiance[:, None] + (sheen_basis(normals, dirs) @ light["sheen"])[:, None]
 
 
 # --------------------------------------------------------------------------- renderer
@@ -242,11 +262,14 @@ class Renderer:
     """Renders frames of a `Scene`; build once per process and reuse (it caches rays and the floor)."""
 
     def __init__(self, camera: Camera | None = None, supersample: int = 2, noise: float = 0.4,
-                 shadow_blur: int = 3, blur: float = 0.18) -> None:
+                 blur: float = 0.18, shadows: dict | None = None) -> None:
         self.camera = camera or Camera()
         self.ss = supersample
         self.noise = noise
-        self.shadow_blur = shadow_blur
+        # Lamps, contact darkening and blur radius of the floor shadows; `shadows` overrides
+        # those of the lighting file (keys "lamps", "contact", "shadow_blur"; fitting uses it).
+        light = real_lighting()
+        self.shadows = {k: light[k] for k in ("lamps", "contact", "shadow_blur")} | (shadows or {})
         self.blur = blur
         h, w = self.camera.height_px, self.camera.width
         offs = (np.arange(supersample) + 0.5) / supersample
@@ -282,7 +305,7 @@ class Renderer:
         if depth.min() < 0.3:
             return None
         h, w = self.camera.height_px, self.camera.width
-        pad = 2 * self.shadow_blur + 1
+        pad = 2 * self.shadows["shadow_blur"] + 1
         u0, v0 = max(int(u.min()) - pad, 0), max(int(v.min()) - pad, 0)
         u1, v1 = min(int(math.ceil(u.max())) + pad, w), min(int(math.ceil(v.max())) + pad, h)
         if u0 >= u1 or v0 >= v1:
@@ -293,7 +316,7 @@ class Renderer:
         """(H, W) float32 darkening factor of the floor (0 = lit) from all objects' shadows."""
         h, w = self.camera.height_px, self.camera.width
         dark = np.zeros((h, w), dtype=np.float32)
-        for ldir, _, strength in LIGHTS:
+        for ldir, strength in self.shadows["lamps"]:
             occ = np.zeros((h, w), dtype=np.float32)
             ld = ldir.astype(np.float32)
             for obj in scene.objects:
@@ -314,8 +337,8 @@ class Renderer:
             u0, v0, u1, v1 = box
             p = self.floor_xyz[v0:v1, u0:u1, :2] - obj.pos[t].astype(np.float32)
             rr = np.sqrt((p ** 2).sum(-1)) / obj.size
-            dark[v0:v1, u0:u1] += 0.10 * np.clip(1.6 - rr, 0, 0.6) / 0.6
-        return np.clip(soften(dark, 3, self.shadow_blur), 0, 0.6)
+            dark[v0:v1, u0:u1] += self.shadows["contact"] * np.clip(1.6 - rr, 0, 0.6) / 0.6
+        return np.clip(soften(dark, 3, self.shadows["shadow_blur"]), 0, 0.6)
 
     def render(self, scene: Scene, t: int, rng: np.random.Generator | None = None
                ) -> tuple[np.ndarray, np.ndarray]:

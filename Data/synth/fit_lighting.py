@@ -1,0 +1,432 @@
+"""Measure the real frames' lighting by analysis by synthesis, for the renderer to reproduce.
+
+Every object of the real labelled frames is placed in the generator's 3D scene by fitting its
+floor position (and a cube's yaw) until the generator's camera sees the same silhouette as the
+real mask (median IoU ~0.95: the camera matches). Each pixel inside a fitted object then has a
+known surface normal and viewing direction, and its real colour. Two shading models are fitted to
+those pixels, with one albedo (RGB) per object class:
+
+- rubber: colour = albedo * E(n) + sheen, E a 9-term spherical-harmonic irradiance of the normal
+  (what diffuse light from any mix of lamps and environment looks like) and the sheen a white
+  term growing at grazing view (the real rubber's faint specular);
+- metal: colour = albedo * env(r) + white(r), both tables over the reflected direction r
+  (height x azimuth), interpolated bilinearly and kept smooth by a penalty on their Laplacian.
+
+The floor shadows are fitted on the floor pixels around the re-posed objects: the direction and
+strength of two lamps, the contact darkening and the blur, by pattern search on the grey-level
+error of the rendered shadowed floor.
+
+The result is written as JSON for `Data.synth.render` to load; the printed table gives the
+error (rms in display levels) with which each model, and the renderer with the lighting file as
+it was, reproduce the real pixels.
+
+    python Data/synth/fit_lighting.py --real_root ../shared/real_sample
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from common.errors import UserInputError, run_cli  # noqa: E402
+from Data.layout import class_attributes  # noqa: E402
+from Data.reading import SplitReader  # noqa: E402
+from Data.synth import render  # noqa: E402
+from Data.synth.scene import CUBE, METAL, RUBBER, Camera, Scene, SceneConfig, SceneObject  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+ENV_ROWS, ENV_COLS = 16, 24      # metal tables: reflected height z in [-1, 1] x azimuth
+
+
+class Pose(NamedTuple):
+    x: float
+    y: float
+    yaw: float
+    iou: float
+
+
+def silhouette(obj: SceneObject, camera: Camera, rays: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixel centres whose ray hits the object at frame 0."""
+    h, w = camera.height_px, camera.width
+    out = np.zeros((h, w), dtype=bool)
+    box = obj.screen_box(camera, 0)
+    if box is None:
+        return out
+    u0, v0 = max(int(box[0]) - 1, 0), max(int(box[1]) - 1, 0)
+    u1, v1 = min(int(math.ceil(box[2])) + 1, w), min(int(math.ceil(box[3])) + 1, h)
+    if u0 >= u1 or v0 >= v1:
+        return out
+    dist, _ = render.intersect(obj, 0, camera.position, rays[v0:v1, u0:u1].reshape(-1, 3),
+                               need_normals=False)
+    out[v0:v1, u0:u1] = np.isfinite(dist).reshape(v1 - v0, u1 - u0)
+    return out
+
+
+def fit_pose(shape: int, target: np.ndarray, allowed: np.ndarray, camera: Camera, rays: np.ndarray,
+             size: float) -> Pose:
+    """Floor position (and yaw for cubes) whose silhouette best matches the `target` mask.
+
+    Pixels outside `allowed` (other objects in front) are not counted, so an occluded object is
+    fitted to its visible part. Pattern search on IoU, from the floor point under the mask's
+    bottom; cubes start from four yaws (a cube's yaw has a 90-degree period).
+    """
+    ys, xs = np.nonzero(target)
+    start = camera.floor_point(np.array(xs.mean()), np.array(ys.max() - 2.0))
+
+    def iou(p: np.ndarray) -> float:
+        obj = SceneObject(shape, 0, 0, size, p[None, :2], p[2:3])
+        m = silhouette(obj, camera, rays) & allowed
+        return float((m & target).sum() / max((m | target).sum(), 1))
+
+    best = Pose(0.0, 0.0, 0.0, -1.0)
+    for yaw in ((0.0, 0.4, 0.8, 1.2) if shape == CUBE else (0.0,)):
+        p = np.array([start[0], start[1] + size * 0.6, yaw])
+        score = iou(p)
+        steps = np.array([0.2, 0.2, 0.2 if shape == CUBE else 0.0])
+        while steps[0] > 0.004:
+            improved = False
+            for k in np.nonzero(steps)[0]:
+                for sign in (1.0, -1.0):
+                    q = p.copy()
+                    q[k] += sign * steps[k]
+                    s = iou(q)
+                    if s > score:
+                        p, score, improved = q, s, True
+            if not improved:
+                steps /= 2
+        if score > best.iou:
+            best = Pose(float(p[0]), float(p[1]), float(p[2]), score)
+    return best
+
+
+class SurfaceSamples(NamedTuple):
+    normals: np.ndarray     # (N, 3)
+    dirs: np.ndarray        # (N, 3) viewing rays
+    colours: np.ndarray     # (N, 3) float64 real display colours
+    classes: np.ndarray     # (N,) class id of the object each pixel belongs to
+
+
+def _dilate(m: np.ndarray, steps: int) -> np.ndarray:
+    for _ in range(steps):
+        d = m.copy()
+        d[1:] |= m[:-1]
+        d[:-1] |= m[1:]
+        d[:, 1:] |= m[:, :-1]
+        d[:, :-1] |= m[:, 1:]
+        m = d
+    return m
+
+
+class FittedFrame(NamedTuple):
+    image: np.ndarray                         # (H, W, 3) uint8 real frame
+    mask: np.ndarray                          # (H, W) its class ids
+    objects: list[tuple[SceneObject, float]]  # every object re-posed in the scene, with its IoU
+
+
+def pixel_rays(camera: Camera) -> np.ndarray:
+    uc, vc = np.meshgrid(np.arange(camera.width) + 0.5, np.arange(camera.height_px) + 0.5)
+    return camera.rays(uc, vc)
+
+
+def fit_frames(root: Path, split: str = "train", limit: int | None = None, min_pixels: int = 30
+               ) -> list[FittedFrame]:
+    """Re-pose every object (>= `min_pixels` visible) of the labelled frames; `limit` caps the videos."""
+    camera = Camera()
+    size = SceneConfig().size
+    rays = pixel_rays(camera)
+    reader = SplitReader(root, split, use_cache=False)
+    if len(reader) == 0:
+        raise UserInputError(f"{root / split}: no labelled videos to fit the lighting on")
+    out = []
+    for i in tqdm(range(min(len(reader), limit or len(reader))), desc="fitting objects", unit="video"):
+        masks = reader.masks(i)
+        images = reader.frames(i, range(len(masks)))
+        for image, mask in zip(images, masks):
+            objects = []
+            for cid in np.unique(mask):
+                target = mask == cid
+                if cid == 0 or target.sum() < min_pixels:
+                    continue
+                shape, material, colour = class_attributes(int(cid))
+                pose = fit_pose(shape, target, (mask == 0) | target, camera, rays, size)
+                objects.append((SceneObject(shape, material, colour, size, np.array([[pose.x, pose.y]]),
+                                            np.array([pose.yaw])), pose.iou))
+            out.append(FittedFrame(image, mask, objects))
+    return out
+
+
+def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9) -> dict[int, SurfaceSamples]:
+    """Pixels of the fitted objects with their normals, per material.
+
+    Only objects fitted with IoU >= `min_iou` contribute, and only pixels inside both the real
+    and the fitted silhouette, one pixel away from their edge (edges mix object and floor).
+    """
+    camera = Camera()
+    rays = pixel_rays(camera)
+    parts: dict[int, list[tuple[np.ndarray, ...]]] = {METAL: [], RUBBER: []}
+    for frame in frames:
+        for obj, iou in frame.objects:
+            if iou < min_iou:
+                continue
+            sel = ~_dilate(~(silhouette(obj, camera, rays) & (frame.mask == obj.cid)), 1)
+            dirs = rays[sel]
+            dist, normals = render.intersect(obj, 0, camera.position, dirs)
+            ok = np.isfinite(dist)
+            parts[obj.material].append((normals[ok], dirs[ok], frame.image[sel][ok].astype(np.float64),
+                                        np.full(int(ok.sum()), obj.cid)))
+    return {m: SurfaceSamples(*(np.concatenate(c) for c in zip(*chunks)))
+            for m, chunks in parts.items() if chunks}
+
+
+def _class_index(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.unique(classes)
+    return ids, np.searchsorted(ids, classes)
+
+
+def _albedos(colours: np.ndarray, idx: np.ndarray, n: int, shading: np.ndarray,
+             additive: np.ndarray) -> np.ndarray:
+    """Least-squares RGB albedo per class for colours = albedo * shading + additive."""
+    num = np.zeros((n, 3))
+    den = np.zeros(n)
+    np.add.at(num, idx, (colours - additive[:, None]) * shading[:, None])
+    np.add.at(den, idx, shading ** 2)
+    return num / np.maximum(den, 1e-9)[:, None]
+
+
+def rms(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(((a - b) ** 2).mean()))
+
+
+def fit_rubber(s: SurfaceSamples, iterations: int = 30) -> tuple[dict[str, list[float]], float]:
+    """Irradiance (9 SH coefficients) and sheen (5 coefficients) of rubber, and the fit's RGB rms."""
+    ids, idx = _class_index(s.classes)
+    sh = render.sh9(s.normals)
+    sheen = render.sheen_basis(s.normals, s.dirs)
+    alb = np.stack([s.colours[idx == k].mean(0) for k in range(len(ids))])
+    y = s.colours.T.reshape(-1)
+    for _ in range(iterations):
+        design = np.concatenate([np.concatenate([sh * alb[idx, c:c + 1], sheen], 1) for c in range(3)])
+        sol, *_ = np.linalg.lstsq(design, y, rcond=None)
+        irr, white = sh @ sol[:9], sheen @ sol[9:]
+        alb = _albedos(s.colours, idx, len(ids), irr, white)
+        scale = irr.mean()     # E(n) averages 1 over the real pixels: albedo ~ mean colour
+        alb *= scale
+        sol[:9] /= scale
+    irr, white = sh @ sol[:9], sheen @ sol[9:]
+    err = rms(s.colours, alb[idx] * irr[:, None] + white[:, None])
+    return {"sh": sol[:9].round(4).tolist(), "sheen": sol[9:].round(3).tolist()}, err
+
+
+def _laplacian(rows: int, cols: int) -> np.ndarray:
+    """(G, G) graph Laplacian of the table grid; azimuth wraps around, height does not."""
+    g = rows * cols
+    lap = np.zeros((g, g))
+    for r in range(rows):
+        for c in range(cols):
+            j = r * cols + c
+            for rr, cc in ((r + 1, c), (r, (c + 1) % cols)):
+                if rr < rows:
+                    k = rr * cols + cc
+                    lap[j, j] += 1
+                    lap[k, k] += 1
+                    lap[j, k] -= 1
+                    lap[k, j] -= 1
+    return lap
+
+
+def fit_metal(s: SurfaceSamples, smooth: float = 30.0, iterations: int = 15
+              ) -> tuple[dict[str, object], float]:
+    """Environment of metal, colour = albedo * env(r) + white(r), and the fit's RGB rms.
+
+    env and white are smooth tables over the reflected direction r. The real highlights are
+    sharper than the tables can hold: a 24 x 36 table lowers the rms only from 15.2 to 14.0, and
+    adding the lamps' spots and streaks of the previous renderer as features did not lower it.
+    """
+    ids, idx = _class_index(s.classes)
+    cos_v = np.clip(-np.einsum("ij,ij->i", s.dirs, s.normals), 0, 1)
+    refl = s.dirs + 2 * cos_v[:, None] * s.normals
+    cells, weights = render.env_cells(refl, ENV_ROWS, ENV_COLS)          # (N, 4) each
+    g = ENV_ROWS * ENV_COLS
+    lap = _laplacian(ENV_ROWS, ENV_COLS)
+    alb = np.stack([s.colours[idx == k].mean(0) for k in range(len(ids))])
+    # Each pixel's row of the design touches 4 env and 4 white cells: the normal equations are
+    # sums over the 16 (cell, cell) pairs of every pixel, accumulated with bincount.
+    pair = (cells[:, :, None] * g + cells[:, None, :]).reshape(-1)
+    ww = (weights[:, :, None] * weights[:, None, :]).reshape(len(cells), 16)
+    for _ in range(iterations):
+        a = alb[idx]
+
+        def gram(coef: np.ndarray) -> np.ndarray:
+            return np.bincount(pair, (ww * coef[:, None]).reshape(-1), minlength=g * g).reshape(g, g)
+
+        def cell_sum(coef: np.ndarray) -> np.ndarray:
+            return np.bincount(cells.reshape(-1), (weights * coef[:, None]).reshape(-1), minlength=g)
+
+        ea = gram(a.sum(1))
+        m = np.block([[gram((a * a).sum(1)), ea], [ea.T, gram(np.full(len(a), 3.0))]])
+        rhs = np.concatenate([cell_sum((a * s.colours).sum(1)), cell_sum(s.colours.sum(1))])
+        scale = (a * a).sum(1).mean()
+        m[:g, :g] += smooth * scale * (lap.T @ lap) + 1e-3 * scale * np.eye(g)
+        m[g:, g:] += smooth * 3 * (lap.T @ lap) + 1e-3 * np.eye(g)
+        sol = np.linalg.solve(m, rhs)
+        env, white = sol[:g], sol[g:]
+        shading = (weights * env[cells]).sum(1)
+        additive = (weights * white[cells]).sum(1)
+        alb = _albedos(s.colours, idx, len(ids), shading, additive)
+        norm = shading.mean()
+        alb *= norm
+    env = env / norm
+    shading = (weights * env[cells]).sum(1)
+    additive = (weights * white[cells]).sum(1)
+    err = rms(s.colours, alb[idx] * shading[:, None] + additive[:, None])
+    return {"rows": ENV_ROWS, "cols": ENV_COLS, "env": env.round(3).tolist(),
+            "white": white.round(1).tolist()}, err
+
+
+def shadow_error(frames: list[FittedFrame], renderer: render.Renderer, shadows: dict | None = None) -> float:
+    """Grey-level rms, over floor pixels 2+ px from any object, of the rendered shadowed floor
+    (fitted objects, `shadows` or the renderer's own) against the real frames."""
+    saved = renderer.shadows
+    renderer.shadows = saved | (shadows or {})
+    try:
+        floor = renderer.floor_rgb.mean(-1).astype(np.float64)
+        sq, n = 0.0, 0
+        for frame in frames:
+            scene = Scene(renderer.camera, [obj for obj, _ in frame.objects], 1)
+            pred = floor * (1 - renderer.shadow_map(scene, 0))
+            sel = ~_dilate(frame.mask > 0, 2)
+            sq += float(((frame.image[sel].mean(-1) - pred[sel]) ** 2).sum())
+            n += int(sel.sum())
+    finally:
+        renderer.shadows = saved
+    return math.sqrt(sq / max(n, 1))
+
+
+def _shadow_params(v: np.ndarray) -> dict:
+    """Renderer shadows from the search vector [contact, blur, (azimuth, elevation, strength) per lamp]."""
+    lamps = [(render.lamp_direction(v[k], v[k + 1]), float(v[k + 2])) for k in range(2, len(v), 3)]
+    return {"lamps": lamps, "contact": float(v[0]), "shadow_blur": int(round(v[1]))}
+
+
+def fit_shadows(frames: list[FittedFrame], stride: int = 3, start: dict | None = None,
+                min_step_deg: float = 2.4) -> tuple[dict[str, object], float, float]:
+    """Lamps (azimuth, elevation, strength), contact darkening and blur of the floor shadows.
+
+    Pattern search on `shadow_error` over every `stride`-th frame, from `start` (renderer-style
+    shadows: "lamps" as (direction, strength), "contact", "shadow_blur"; default the lighting
+    file's; the number of lamps is the start's), until the angle step falls below
+    `min_step_deg`. Returns the parameters and the rms of the starting and the fitted shadows,
+    on all frames.
+    """
+    renderer = render.Renderer(noise=0.0, shadows=start)
+    sub = frames[::stride]
+    first = renderer.shadows
+    v = [first["contact"], first["shadow_blur"]]
+    for ldir, strength in first["lamps"]:
+        v += [math.degrees(math.atan2(ldir[1], ldir[0])), math.degrees(math.asin(ldir[2])), strength]
+    v = np.array(v, dtype=np.float64)
+    n_lamps = len(first["lamps"])
+    lo = np.array([0, 1] + [-360, 10, 0] * n_lamps)
+    hi = np.array([0.4, 6] + [360, 80, 0.6] * n_lamps)
+    steps = np.array([0.04, 1.0] + [20, 10, 0.05] * n_lamps)
+    best = shadow_error(sub, renderer, _shadow_params(v))
+    with tqdm(desc="fitting shadows", unit="step") as bar:
+        while steps[2] > min_step_deg:
+            improved = False
+            for k in range(len(v)):
+                for sign in (1.0, -1.0):
+                    q = v.copy()
+                    q[k] = np.clip(q[k] + sign * steps[k], lo[k], hi[k])
+                    if np.array_equal(q, v):
+                        continue
+                    err = shadow_error(sub, renderer, _shadow_params(q))
+                    bar.update()
+                    if err < best - 1e-4:
+                        v, best, improved = q, err, True
+            if not improved:
+                steps[np.arange(len(steps)) != 1] /= 2      # the blur radius stays a whole pixel step
+    before = shadow_error(frames, renderer)
+    after = shadow_error(frames, renderer, _shadow_params(v))
+    lamps = [{"azimuth_deg": round(float((v[k] + 180) % 360 - 180), 1), "elevation_deg": round(float(v[k + 1]), 1),
+              "strength": round(float(v[k + 2]), 3)} for k in range(2, len(v), 3)]
+    return {"lamps": lamps, "contact": round(float(v[0]), 3), "blur": int(round(v[1]))}, before, after
+
+
+def renderer_error(s: SurfaceSamples) -> float:
+    """RGB rms of the renderer's own `shade` on the real pixels, each class's albedo refitted."""
+    ids, idx = _class_index(s.classes)
+    pred = np.zeros_like(s.colours)
+    for k, cid in enumerate(ids):
+        shape, mat, colour = class_attributes(int(cid))
+        obj = SceneObject(shape, mat, colour, 0.5, np.zeros((1, 2)), np.zeros(1))
+        sel = idx == k
+        # Split the renderer's colour into what scales with the albedo and what does not.
+        base = render.shade(obj, s.dirs[sel], s.normals[sel])
+        saved = render.TARGET_MEAN[mat, colour].copy()
+        render.TARGET_MEAN[mat, colour] = 0
+        try:
+            fixed = render.shade(obj, s.dirs[sel], s.normals[sel])
+        finally:
+            render.TARGET_MEAN[mat, colour] = saved
+        unit = (base - fixed) / np.maximum(saved, 1e-6)
+        a = ((s.colours[sel] - fixed) * unit).sum(0) / np.maximum((unit ** 2).sum(0), 1e-9)
+        pred[sel] = a * unit + fixed
+    return rms(s.colours, pred)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real_root", type=Path, required=True,
+                        help="root of real labelled videos (e.g. ../shared/real_sample)")
+    parser.add_argument("--split", default="train", help="split of --real_root holding mask.npy (default: train)")
+    parser.add_argument("--out", type=Path, default=render.LIGHTING_FILE,
+                        help=f"JSON file to write (default: {render.LIGHTING_FILE.name} beside the renderer)")
+    parser.add_argument("--limit", type=int, default=None, help="read at most this many videos (default: all)")
+    parser.add_argument("--smooth", type=float, default=30.0,
+                        help="weight of the smoothness penalty on the metal tables (default: 30)")
+    parser.add_argument("--keep_shadows", action="store_true",
+                        help="keep the lighting file's floor shadows instead of refitting them "
+                             "(their search is the slow part: minutes)")
+    args = parser.parse_args(argv)
+    if not (args.real_root / args.split).is_dir():
+        raise UserInputError(f"{args.real_root / args.split}: no such folder")
+    frames = fit_frames(args.real_root, args.split, limit=args.limit)
+    ious = [iou for frame in frames for _, iou in frame.objects]
+    samples = surface_samples(frames)
+    if set(samples) != {METAL, RUBBER}:
+        raise UserInputError(f"{args.real_root / args.split}: needs well-fitted objects of both materials")
+    rubber, rubber_err = fit_rubber(samples[RUBBER])
+    metal, metal_err = fit_metal(samples[METAL], smooth=args.smooth)
+    if args.keep_shadows:
+        shadows = json.loads(render.LIGHTING_FILE.read_text())["shadows"]
+        shadow_before = shadow_after = shadow_error(frames, render.Renderer(noise=0.0))
+    else:
+        shadows, shadow_before, shadow_after = fit_shadows(frames)
+    # "renderer": the lighting file as it was before this fit.
+    rows = [("objects fitted", f"{len(ious)}", f"median IoU {np.median(ious):.3f}"),
+            ("rubber pixels", f"{len(samples[RUBBER].classes)}",
+             f"rms renderer {renderer_error(samples[RUBBER]):.1f}, fitted model {rubber_err:.1f}"),
+            ("metal pixels", f"{len(samples[METAL].classes)}",
+             f"rms renderer {renderer_error(samples[METAL]):.1f}, fitted model {metal_err:.1f}"),
+            ("floor frames", f"{len(frames)}", f"rms renderer {shadow_before:.2f}, fitted model {shadow_after:.2f}")]
+    for row in rows:
+        print(f"{row[0]:<16}{row[1]:>8}  {row[2]}")
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"source": str(args.real_root / args.split), "rubber": rubber, "metal": metal,
+                               "shadows": shadows}, indent=1) + "\n")
+    tmp.replace(args.out)
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    run_cli(main)
