@@ -362,26 +362,12 @@ def fit_shadows(frames: list[FittedFrame], stride: int = 3, start: dict | None =
     return {"lamps": lamps, "contact": round(float(v[0]), 3), "blur": int(round(v[1]))}, before, after
 
 
-def renderer_error(s: SurfaceSamples) -> float:
-    """RGB rms of the renderer's own `shade` on the real pixels, each class's albedo refitted."""
+def renderer_error(s: SurfaceSamples, material: int) -> float:
+    """RGB rms of the renderer's own shading on the real pixels, each class's albedo refitted."""
     ids, idx = _class_index(s.classes)
-    pred = np.zeros_like(s.colours)
-    for k, cid in enumerate(ids):
-        shape, mat, colour = class_attributes(int(cid))
-        obj = SceneObject(shape, mat, colour, 0.5, np.zeros((1, 2)), np.zeros(1))
-        sel = idx == k
-        # Split the renderer's colour into what scales with the albedo and what does not.
-        base = render.shade(obj, s.dirs[sel], s.normals[sel])
-        saved = render.TARGET_MEAN[mat, colour].copy()
-        render.TARGET_MEAN[mat, colour] = 0
-        try:
-            fixed = render.shade(obj, s.dirs[sel], s.normals[sel])
-        finally:
-            render.TARGET_MEAN[mat, colour] = saved
-        unit = (base - fixed) / np.maximum(saved, 1e-6)
-        a = ((s.colours[sel] - fixed) * unit).sum(0) / np.maximum((unit ** 2).sum(0), 1e-9)
-        pred[sel] = a * unit + fixed
-    return rms(s.colours, pred)
+    factor, white = render.shading_terms(material, s.dirs, s.normals)
+    return rms(s.colours, _albedos(s.colours, idx, len(ids), factor, white)[idx] * factor[:, None]
+               + white[:, None])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -415,9 +401,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # "renderer": the lighting file as it was before this fit.
     rows = [("objects fitted", f"{len(ious)}", f"median IoU {np.median(ious):.3f}"),
             ("rubber pixels", f"{len(samples[RUBBER].classes)}",
-             f"rms renderer {renderer_error(samples[RUBBER]):.1f}, fitted model {rubber_err:.1f}"),
+             f"rms renderer {renderer_error(samples[RUBBER], RUBBER):.1f}, fitted model {rubber_err:.1f}"),
             ("metal pixels", f"{len(samples[METAL].classes)}",
-             f"rms renderer {renderer_error(samples[METAL]):.1f}, fitted model {metal_err:.1f}"),
+             f"rms renderer {renderer_error(samples[METAL], METAL):.1f}, fitted model {metal_err:.1f}"),
             ("floor frames", f"{len(frames)}", f"rms renderer {shadow_before:.2f}, fitted model {shadow_after:.2f}")]
     for row in rows:
         print(f"{row[0]:<16}{row[1]:>8}  {row[2]}")

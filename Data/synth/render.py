@@ -223,20 +223,24 @@ def lamp_direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
     return np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
 
 
-def shade(obj: SceneObject, dirs: np.ndarray, normals: np.ndarray) -> np.ndarray:
-    """Display colour (N, 3) of the object's points seen along `dirs` with surface `normals`."""
-    albedo = TARGET_MEAN[obj.material, obj.colour] / SHADE_MEAN[obj.material]
+def shading_terms(material: int, dirs: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) factor on the albedo and (N,) white term added to it: colour = albedo * factor + white."""
     light = real_lighting()
-    if obj.material == METAL:
+    if material == METAL:
         cos_v = np.clip(-np.einsum("ij,ij->i", dirs, normals), 0, 1)
         r = dirs + 2 * cos_v[:, None] * normals
         cells, weights = env_cells(r, light["rows"], light["cols"])
-        env = (weights * light["env"][cells]).sum(1)
-        white = (weights * light["white"][cells]).sum(1)
-        return albedo * env[:, None] + white[:, None]
+        return (weights * light["env"][cells]).sum(1), (weights * light["white"][cells]).sum(1)
     # The fit holds only for normals the camera sees; clamp what a far side could extrapolate to.
     irradiance = np.clip(sh9(normals) @ light["sh"], 0.2, 2.0)
-    return albedo * irradiance[:, None] + (sheen_basis(normals, dirs) @ light["sheen"])[:, None]
+    return irradiance, sheen_basis(normals, dirs) @ light["sheen"]
+
+
+def shade(obj: SceneObject, dirs: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Display colour (N, 3) of the object's points seen along `dirs` with surface `normals`."""
+    albedo = TARGET_MEAN[obj.material, obj.colour] / SHADE_MEAN[obj.material]
+    factor, white = shading_terms(obj.material, dirs, normals)
+    return albedo * factor[:, None] + white[:, None]
 
 
 # --------------------------------------------------------------------------- renderer
