@@ -12,9 +12,11 @@ those pixels, with one albedo (RGB) per object class:
 - metal: colour = albedo * env(r) + white(r), both tables over the reflected direction r
   (height x azimuth), interpolated bilinearly and kept smooth by a penalty on their Laplacian.
 
-The floor shadows are fitted on the floor pixels around the re-posed objects: the direction and
-strength of two lamps, the contact darkening and the blur, by pattern search on the grey-level
-error of the rendered shadowed floor.
+The floor shadows are fitted on the floor pixels around the re-posed objects: directional lamps
+(direction, penumbra blur and strength; the real frames show three short shadows and a long soft
+one) and the contact darkening. Lamps are picked one at a time from a grid of directions, then
+moved by pattern search on the grey-level error of the shadowed floor, their strengths solved by
+least squares at every step.
 
 The result is written as JSON for `Data.synth.render` to load; the printed table gives the
 error (rms in display levels) with which each model, and the renderer with the lighting file as
@@ -312,54 +314,142 @@ def shadow_error(frames: list[FittedFrame], renderer: render.Renderer, shadows: 
     return math.sqrt(sq / max(n, 1))
 
 
-def _shadow_params(v: np.ndarray) -> dict:
-    """Renderer shadows from the search vector [contact, blur, (azimuth, elevation, strength) per lamp]."""
-    lamps = [(render.lamp_direction(v[k], v[k + 1]), float(v[k + 2])) for k in range(2, len(v), 3)]
-    return {"lamps": lamps, "contact": float(v[0]), "shadow_blur": int(round(v[1]))}
+class _Sparse(NamedTuple):
+    idx: np.ndarray     # indices into the stacked floor pixels
+    val: np.ndarray
 
 
-def fit_shadows(frames: list[FittedFrame], stride: int = 3, start: dict | None = None,
-                min_step_deg: float = 2.4) -> tuple[dict[str, object], float, float]:
-    """Lamps (azimuth, elevation, strength), contact darkening and blur of the floor shadows.
+class ShadowBasis:
+    """What the floor-shadow fit works on: the real darkening of the floor pixels 2+ px from any
+    object, and the shadow each candidate lamp (or the contact term) casts on those pixels.
 
-    Pattern search on `shadow_error` over every `stride`-th frame, from `start` (renderer-style
-    shadows: "lamps" as (direction, strength), "contact", "shadow_blur"; default the lighting
-    file's; the number of lamps is the start's), until the angle step falls below
-    `min_step_deg`. Returns the parameters and the rms of the starting and the fitted shadows,
+    The darkening is linear in the lamps' strengths, so for lamps of given direction and blur the
+    best strengths are a small non-negative least-squares problem, solved exactly over the
+    subsets of lamps; only directions and blurs are searched. Rows are weighted by the floor's
+    grey level, so the error is in display levels, as in `shadow_error`. Maps are kept sparse
+    (a shadow covers a few percent of the frame) and cached per lamp.
+    """
+
+    def __init__(self, frames: list[FittedFrame], renderer: render.Renderer) -> None:
+        self.renderer = renderer
+        floor = renderer.floor_rgb.mean(-1)
+        self.scenes = [Scene(renderer.camera, [obj for obj, _ in f.objects], 1) for f in frames]
+        self.keep = [~_dilate(f.mask > 0, 2) for f in frames]
+        self.weight = np.concatenate([floor[k] for k in self.keep]).astype(np.float64)
+        lit = np.concatenate([f.image.mean(-1)[k] for f, k in zip(frames, self.keep)])
+        self.target = self.weight - lit                    # grey levels the shadows take away
+        self._cache: dict[tuple[float, float, int], _Sparse] = {}
+        self.contact = self._sparse([renderer.contact_shadow(scene, 0) for scene in self.scenes])
+
+    def _sparse(self, maps: list[np.ndarray]) -> _Sparse:
+        dense = np.concatenate([m[k] for m, k in zip(maps, self.keep)]) * self.weight
+        idx = np.flatnonzero(dense)
+        return _Sparse(idx, dense[idx])
+
+    def lamp(self, azimuth: float, elevation: float, blur: int) -> _Sparse:
+        key = (round(azimuth % 360, 3), round(elevation, 3), int(blur))
+        if key not in self._cache:
+            ldir = render.lamp_direction(azimuth, elevation)
+            self._cache[key] = self._sparse([self.renderer.lamp_shadow(scene, 0, ldir, int(blur))
+                                             for scene in self.scenes])
+        return self._cache[key]
+
+    def _dot(self, a: _Sparse, b: _Sparse) -> float:
+        dense = np.zeros(len(self.target))
+        dense[a.idx] = a.val
+        return float(dense[b.idx] @ b.val)
+
+    def solve(self, lamps: Sequence[tuple[float, float, int]]) -> tuple[float, np.ndarray]:
+        """Grey-level rms of the best non-negative strengths for these lamps, and the strengths
+        (one per lamp, then the contact term's)."""
+        cols = [self.lamp(*lamp) for lamp in lamps] + [self.contact]
+        n = len(cols)
+        gram = np.array([[self._dot(a, b) for b in cols] for a in cols])
+        rhs = np.array([float(self.target[c.idx] @ c.val) for c in cols])
+        base = float(self.target @ self.target)
+        best_sq, best = base, np.zeros(n)
+        for subset in range(1, 2 ** n):
+            on = np.array([(subset >> k) & 1 for k in range(n)], dtype=bool)
+            try:
+                x = np.linalg.solve(gram[np.ix_(on, on)], rhs[on])
+            except np.linalg.LinAlgError:
+                continue
+            if (x < 0).any():
+                continue
+            sq = base - float(rhs[on] @ x)                  # |t - A x|^2 at the least-squares x
+            if sq < best_sq:
+                best_sq, best = sq, np.zeros(n)
+                best[on] = x
+        return math.sqrt(max(best_sq, 0.0) / len(self.target)), best
+
+
+# Directions and blurs tried when picking the lamps one at a time, before the search refines them.
+_GRID_AZIMUTHS = tuple(range(-180, 180, 15))
+_GRID_ELEVATIONS = (15, 25, 35, 50, 65)
+_GRID_BLURS = (1, 4)
+
+
+def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
+                min_step_deg: float = 1.0, grid: bool = True,
+                start: Sequence[tuple[float, float, int]] = ()) -> tuple[dict[str, object], float, float]:
+    """Directional lamps (azimuth, elevation, strength, penumbra blur) and contact darkening of the
+    floor shadows, fitted to every `stride`-th frame.
+
+    Lamps are picked one at a time from a grid of directions and blurs, each the one that lowers
+    the error most with the lamps already picked, then each is swapped for the grid lamp that
+    suits the others best (`grid=False` skips this and starts from `start`); a pattern search moves every lamp's direction and blur until the angle step falls below
+    `min_step_deg`. Strengths are solved for at every step (`ShadowBasis.solve`). Returns the
+    parameters (for the lighting file) and the rms of the renderer's shadows before and after,
     on all frames.
     """
-    renderer = render.Renderer(noise=0.0, shadows=start)
-    sub = frames[::stride]
-    first = renderer.shadows
-    v = [first["contact"], first["shadow_blur"]]
-    for ldir, strength in first["lamps"]:
-        v += [math.degrees(math.atan2(ldir[1], ldir[0])), math.degrees(math.asin(ldir[2])), strength]
-    v = np.array(v, dtype=np.float64)
-    n_lamps = len(first["lamps"])
-    lo = np.array([0, 1] + [-360, 10, 0] * n_lamps)
-    hi = np.array([0.4, 6] + [360, 80, 0.6] * n_lamps)
-    steps = np.array([0.04, 1.0] + [20, 10, 0.05] * n_lamps)
-    best = shadow_error(sub, renderer, _shadow_params(v))
+    renderer = render.Renderer(noise=0.0)
+    basis = ShadowBasis(frames[::stride], renderer)
+    lamps = [tuple(lamp) for lamp in start]
+    if grid:
+        candidates = [(az, el, b) for az in _GRID_AZIMUTHS for el in _GRID_ELEVATIONS for b in _GRID_BLURS]
+        for _ in tqdm(range(n_lamps - len(lamps)), desc="picking lamps", unit="lamp"):
+            lamps.append(min((c for c in candidates if c not in lamps),
+                             key=lambda c: basis.solve(lamps + [c])[0]))
+        # One pass of swaps: a faint lamp picked late can be worth more than an early pick
+        # that the later ones made redundant (the real long soft shadow is such a faint lamp).
+        for i in tqdm(range(len(lamps)), desc="swapping lamps", unit="lamp"):
+            others = lamps[:i] + lamps[i + 1:]
+            lamps[i] = min((c for c in candidates if c not in others),
+                           key=lambda c: basis.solve(others[:i] + [c] + others[i:])[0])
+    best, _ = basis.solve(lamps)
+    steps = np.array([16.0, 8.0, 2.0])
+    lo, hi = np.array([-1e9, 5.0, 0.0]), np.array([1e9, 85.0, 10.0])
     with tqdm(desc="fitting shadows", unit="step") as bar:
-        while steps[2] > min_step_deg:
+        while steps[0] >= min_step_deg:
             improved = False
-            for k in range(len(v)):
-                for sign in (1.0, -1.0):
-                    q = v.copy()
-                    q[k] = np.clip(q[k] + sign * steps[k], lo[k], hi[k])
-                    if np.array_equal(q, v):
-                        continue
-                    err = shadow_error(sub, renderer, _shadow_params(q))
-                    bar.update()
-                    if err < best - 1e-4:
-                        v, best, improved = q, err, True
+            for i in range(len(lamps)):
+                for k in range(3):
+                    for sign in (1.0, -1.0):
+                        moved = list(lamps[i])
+                        moved[k] = float(np.clip(moved[k] + sign * steps[k], lo[k], hi[k]))
+                        if k == 2:
+                            moved[k] = int(moved[k])
+                        if tuple(moved) == lamps[i]:
+                            continue
+                        trial = lamps[:i] + [tuple(moved)] + lamps[i + 1:]
+                        err, _ = basis.solve(trial)
+                        bar.update()
+                        if err < best - 1e-4:
+                            lamps, best, improved = trial, err, True
             if not improved:
-                steps[np.arange(len(steps)) != 1] /= 2      # the blur radius stays a whole pixel step
-    before = shadow_error(frames, renderer)
-    after = shadow_error(frames, renderer, _shadow_params(v))
-    lamps = [{"azimuth_deg": round(float((v[k] + 180) % 360 - 180), 1), "elevation_deg": round(float(v[k + 1]), 1),
-              "strength": round(float(v[k + 2]), 3)} for k in range(2, len(v), 3)]
-    return {"lamps": lamps, "contact": round(float(v[0]), 3), "blur": int(round(v[1]))}, before, after
+                steps[:2] /= 2
+                steps[2] = max(1.0, steps[2] / 2)          # the blur radius moves in whole pixels
+    _, strengths = basis.solve(lamps)
+    order = np.argsort(-strengths[:-1])
+    fitted = {"lamps": [{"azimuth_deg": round(float((lamps[i][0] + 180) % 360 - 180), 1),
+                         "elevation_deg": round(float(lamps[i][1]), 1),
+                         "strength": round(float(strengths[i]), 3), "blur": int(lamps[i][2])}
+                        for i in order if strengths[i] > 0],
+              "contact": round(float(strengths[-1]), 3)}
+    renderer_shadows = {"lamps": [(render.lamp_direction(lamp["azimuth_deg"], lamp["elevation_deg"]),
+                                   lamp["strength"], lamp["blur"]) for lamp in fitted["lamps"]],
+                        "contact": fitted["contact"]}
+    return fitted, shadow_error(frames, renderer), shadow_error(frames, renderer, renderer_shadows)
 
 
 def renderer_error(s: SurfaceSamples, material: int) -> float:
@@ -383,7 +473,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--keep_shadows", action="store_true",
                         help="keep the lighting file's floor shadows instead of refitting them "
                              "(their search is the slow part: minutes)")
+    parser.add_argument("--lamps", type=int, default=4,
+                        help="number of directional lamps casting floor shadows (default: 4)")
     args = parser.parse_args(argv)
+    if args.lamps < 1:
+        raise UserInputError(f"--lamps {args.lamps}: needs at least one lamp")
     if not (args.real_root / args.split).is_dir():
         raise UserInputError(f"{args.real_root / args.split}: no such folder")
     frames = fit_frames(args.real_root, args.split, limit=args.limit)
@@ -397,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         shadows = json.loads(render.LIGHTING_FILE.read_text())["shadows"]
         shadow_before = shadow_after = shadow_error(frames, render.Renderer(noise=0.0))
     else:
-        shadows, shadow_before, shadow_after = fit_shadows(frames)
+        shadows, shadow_before, shadow_after = fit_shadows(frames, n_lamps=args.lamps)
     # "renderer": the lighting file as it was before this fit.
     rows = [("objects fitted", f"{len(ious)}", f"median IoU {np.median(ious):.3f}"),
             ("rubber pixels", f"{len(samples[RUBBER].classes)}",

@@ -70,7 +70,8 @@ TARGET_MEAN = np.array([
 # Lighting measured on the real frames by `Data/synth/fit_lighting.py` (analysis by synthesis:
 # real objects re-posed in this scene, their pixels' normals known): rubber's irradiance as 9
 # spherical-harmonic terms of the normal plus a white sheen, metal's reflected environment as
-# tables over the reflected direction, and the floor shadows' lamps, contact darkening and blur.
+# tables over the reflected direction, and the floor shadows' lamps (direction, strength,
+# penumbra blur) and contact darkening.
 LIGHTING_FILE = Path(__file__).resolve().with_name("real_lighting.json")
 # Mean shading factor of each material over a visible object, measured with
 # `calibrate_shading`; dividing the target mean by it gives the albedo.
@@ -212,9 +213,9 @@ def real_lighting() -> dict:
     return {"sh": np.array(data["rubber"]["sh"]), "sheen": np.array(data["rubber"]["sheen"]),
             "rows": metal["rows"], "cols": metal["cols"],
             "env": np.array(metal["env"]), "white": np.array(metal["white"]),
-            "lamps": [(lamp_direction(lamp["azimuth_deg"], lamp["elevation_deg"]), float(lamp["strength"]))
-                      for lamp in shadows["lamps"]],
-            "contact": float(shadows["contact"]), "shadow_blur": int(shadows["blur"])}
+            "lamps": [(lamp_direction(lamp["azimuth_deg"], lamp["elevation_deg"]), float(lamp["strength"]),
+                       int(lamp["blur"])) for lamp in shadows["lamps"]],
+            "contact": float(shadows["contact"])}
 
 
 def lamp_direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
@@ -270,10 +271,10 @@ class Renderer:
         self.camera = camera or Camera()
         self.ss = supersample
         self.noise = noise
-        # Lamps, contact darkening and blur radius of the floor shadows; `shadows` overrides
-        # those of the lighting file (keys "lamps", "contact", "shadow_blur"; fitting uses it).
+        # Floor shadows: "lamps" as (direction, strength, blur radius) and "contact" darkening;
+        # `shadows` overrides those of the lighting file (fitting uses it).
         light = real_lighting()
-        self.shadows = {k: light[k] for k in ("lamps", "contact", "shadow_blur")} | (shadows or {})
+        self.shadows = {k: light[k] for k in ("lamps", "contact")} | (shadows or {})
         self.blur = blur
         h, w = self.camera.height_px, self.camera.width
         offs = (np.arange(supersample) + 0.5) / supersample
@@ -309,31 +310,40 @@ class Renderer:
         if depth.min() < 0.3:
             return None
         h, w = self.camera.height_px, self.camera.width
-        pad = 2 * self.shadows["shadow_blur"] + 1
-        u0, v0 = max(int(u.min()) - pad, 0), max(int(v.min()) - pad, 0)
-        u1, v1 = min(int(math.ceil(u.max())) + pad, w), min(int(math.ceil(v.max())) + pad, h)
+        u0, v0 = max(int(u.min()) - 1, 0), max(int(v.min()) - 1, 0)
+        u1, v1 = min(int(math.ceil(u.max())) + 1, w), min(int(math.ceil(v.max())) + 1, h)
         if u0 >= u1 or v0 >= v1:
             return None
         return u0, v0, u1, v1
 
-    def shadow_map(self, scene: Scene, t: int) -> np.ndarray:
-        """(H, W) float32 darkening factor of the floor (0 = lit) from all objects' shadows."""
+    def lamp_shadow(self, scene: Scene, t: int, ldir: np.ndarray, blur: int) -> np.ndarray:
+        """(H, W) float32 in [0, 1]: the floor's occlusion from one directional lamp, softened by
+        a blur of radius `blur` (an area lamp's penumbra; 0 = hard)."""
+        h, w = self.camera.height_px, self.camera.width
+        occ = np.zeros((h, w), dtype=np.float32)
+        ld = ldir.astype(np.float32)
+        boxes = []
+        for obj in scene.objects:
+            box = self._shadow_box(obj, t, ldir)
+            if box is None:
+                continue
+            u0, v0, u1, v1 = box
+            boxes.append(box)
+            pts = self.floor_xyz[v0:v1, u0:u1].reshape(-1, 3)
+            dist, _ = intersect(obj, t, pts, ld, need_normals=False)
+            occ[v0:v1, u0:u1] = np.maximum(occ[v0:v1, u0:u1], np.isfinite(dist).reshape(v1 - v0, u1 - u0))
+        if boxes and blur > 0:
+            # Blur only around the shadows; 3 box passes reach 3 * blur pixels.
+            pad = 3 * blur + 1
+            u0, v0 = max(min(b[0] for b in boxes) - pad, 0), max(min(b[1] for b in boxes) - pad, 0)
+            u1, v1 = min(max(b[2] for b in boxes) + pad, w), min(max(b[3] for b in boxes) + pad, h)
+            occ[v0:v1, u0:u1] = soften(occ[v0:v1, u0:u1], 3, blur)
+        return occ
+
+    def contact_shadow(self, scene: Scene, t: int) -> np.ndarray:
+        """(H, W) float32: darkening right around each footprint (before its strength)."""
         h, w = self.camera.height_px, self.camera.width
         dark = np.zeros((h, w), dtype=np.float32)
-        for ldir, strength in self.shadows["lamps"]:
-            occ = np.zeros((h, w), dtype=np.float32)
-            ld = ldir.astype(np.float32)
-            for obj in scene.objects:
-                box = self._shadow_box(obj, t, ldir)
-                if box is None:
-                    continue
-                u0, v0, u1, v1 = box
-                pts = self.floor_xyz[v0:v1, u0:u1].reshape(-1, 3)
-                dist, _ = intersect(obj, t, pts, ld, need_normals=False)
-                occ[v0:v1, u0:u1] = np.maximum(occ[v0:v1, u0:u1],
-                                               np.isfinite(dist).reshape(v1 - v0, u1 - u0))
-            dark += strength * occ
-        # Contact darkening right around each footprint, where the real floor is darkest.
         for obj in scene.objects:
             box = self._box(obj, t, pad=4)
             if box is None:
@@ -341,8 +351,15 @@ class Renderer:
             u0, v0, u1, v1 = box
             p = self.floor_xyz[v0:v1, u0:u1, :2] - obj.pos[t].astype(np.float32)
             rr = np.sqrt((p ** 2).sum(-1)) / obj.size
-            dark[v0:v1, u0:u1] += self.shadows["contact"] * np.clip(1.6 - rr, 0, 0.6) / 0.6
-        return np.clip(soften(dark, 3, self.shadows["shadow_blur"]), 0, 0.6)
+            dark[v0:v1, u0:u1] += np.clip(1.6 - rr, 0, 0.6) / 0.6
+        return dark
+
+    def shadow_map(self, scene: Scene, t: int) -> np.ndarray:
+        """(H, W) float32 darkening factor of the floor (0 = lit) from all objects' shadows."""
+        dark = self.shadows["contact"] * self.contact_shadow(scene, t)
+        for ldir, strength, blur in self.shadows["lamps"]:
+            dark += strength * self.lamp_shadow(scene, t, ldir, blur)
+        return np.clip(dark, 0, 0.6)
 
     def render(self, scene: Scene, t: int, rng: np.random.Generator | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
