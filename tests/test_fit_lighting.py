@@ -142,3 +142,34 @@ def test_missing_folder_is_one_clear_error(tmp_path, capsys):
         run_cli(fit_lighting.main, ["--real_root", str(tmp_path / "nope")])
     assert exit_.value.code == 2
     assert "nope/train: no such folder" in capsys.readouterr().err
+
+
+def test_twins_of_generated_frames_are_the_frames_again(generated):
+    """Re-posing generated objects and rendering them again reproduces the frames: the same
+    objects in the same places, the same pixels but for noise and poses fitted to the pixel."""
+    frames = fit_lighting.fit_frames(generated, "train", limit=1)
+    images, masks = fit_lighting.render_twins(frames)
+    assert images.shape == (len(frames), 160, 240, 3) and images.dtype == np.uint8
+    assert masks.shape == (len(frames), 160, 240) and masks.dtype == np.uint8
+    truth = np.stack([f.mask for f in frames])
+    kept = np.isin(truth, [obj.cid for f in frames for obj, _ in f.objects])   # objects big enough to fit
+    assert ((masks > 0) & kept).sum() / ((masks > 0) | kept).sum() > 0.95
+    assert (masks[kept & (masks > 0)] == truth[kept & (masks > 0)]).mean() > 0.99
+    real = np.stack([f.image for f in frames]).astype(float)
+    assert np.abs(images - real)[~(truth > 0) | kept].mean() < 2.0
+
+
+def test_realism_variants_swap_the_right_pixels():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_realism
+    real, twins, bare = (np.full((1, 4, 4, 3), v, np.uint8) for v in (10, 200, 100))
+    real_masks = np.zeros((1, 4, 4), np.uint8)
+    twin_masks = np.zeros((1, 4, 4), np.uint8)
+    real_masks[0, 0, :2] = 5          # the real object covers two pixels,
+    twin_masks[0, 0, 1:3] = 5         # its twin one of them and the next
+    v = bench_realism.variants(real, real_masks, twins, twin_masks, bare)
+    img, m = v["real objects, twin floor"]
+    assert m is real_masks and list(img[0, 0, :4, 0]) == [10, 10, 100, 200]
+    img, m = v["twin objects, real floor"]
+    assert m is twin_masks and list(img[0, 0, :4, 0]) == [100, 200, 200, 10]
+    assert v["twins without floor shadows"][0] is bare

@@ -167,6 +167,18 @@ def fit_frames(root: Path, split: str = "train", limit: int | None = None, min_p
     return out
 
 
+def render_twins(frames: list[FittedFrame], renderer: render.Renderer | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's rendering of each re-posed real frame: (N, H, W, 3) uint8 images and
+    (N, H, W) uint8 masks. A real frame and its twin show the same objects in the same places,
+    so what a model reads differently on the two comes from appearance alone."""
+    renderer = renderer or render.Renderer()
+    rng = np.random.default_rng(seed)
+    pairs = [renderer.render(Scene(renderer.camera, [obj for obj, _ in frame.objects], 1), 0, rng)
+             for frame in frames]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
 def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9) -> dict[int, SurfaceSamples]:
     """Pixels of the fitted objects with their normals, per material.
 

@@ -1,0 +1,94 @@
+"""Where a U-Net trained on generated frames loses the real ones: real frames against their
+generated twins.
+
+Every object of the real labelled frames is re-posed in the generator's scene
+(`Data.synth.fit_lighting.fit_frames`, median silhouette IoU ~0.95) and the scene is rendered
+again (`render_twins`): a real frame and its twin hold the same objects in the same places, so
+the gap between the two rows is appearance alone. Hybrids swap one part at a time: real objects
+pasted on the twin's floor and shadows, the twin's objects on the real floor, and the twin
+without floor shadows (how much the U-Net leans on shadows). Pixels that a pasted object does not
+cover but the other frame's object did are filled with the twin's shadowless floor.
+
+    python benchmarks/bench_realism.py --unet_dir benchmarks/out/accuracy/run/checkpoints/unet
+
+Columns: competition JI (macro over the classes present), foreground IoU (object vs floor), and
+the share of object pixels given their exact class.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from common.errors import UserInputError, run_cli  # noqa: E402
+from common.metrics import jaccard_index  # noqa: E402
+from common.paths import REPO_ROOT  # noqa: E402
+from Data.reading import preprocess_frames  # noqa: E402
+from Data.synth import render  # noqa: E402
+from Data.synth.fit_lighting import fit_frames, render_twins  # noqa: E402
+from Unets.inference import load_segmenter  # noqa: E402
+from Unets.segmentation import segment  # noqa: E402
+
+
+def scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """JI, foreground IoU and object-pixel accuracy of predicted ids against true ids (N, H, W)."""
+    fg_p, fg_t = pred > 0, truth > 0
+    return {"jaccard": jaccard_index(pred, truth),
+            "foreground_iou": float((fg_p & fg_t).sum() / (fg_p | fg_t).sum().clamp(min=1)),
+            "object_accuracy": float(((pred == truth) & fg_t).sum() / fg_t.sum().clamp(min=1))}
+
+
+def variants(real: np.ndarray, real_masks: np.ndarray, twins: np.ndarray, twin_masks: np.ndarray,
+             bare_twins: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Frame sets (images, true masks) that swap real and generated parts; `bare_twins` are the
+    twins rendered without floor shadows."""
+    real_obj, twin_obj = (real_masks > 0)[..., None], (twin_masks > 0)[..., None]
+    return {
+        "real frames": (real, real_masks),
+        "generated twins": (twins, twin_masks),
+        "twins without floor shadows": (bare_twins, twin_masks),
+        "real objects, twin floor": (np.where(real_obj, real, np.where(twin_obj, bare_twins, twins)), real_masks),
+        "twin objects, real floor": (np.where(twin_obj, twins, np.where(real_obj, bare_twins, real)), twin_masks),
+    }
+
+
+def measure(unet_dir: Path, real_root: Path, split: str = "train") -> list[tuple[str, dict[str, float]]]:
+    frames = fit_frames(real_root, split)
+    twins, twin_masks = render_twins(frames)
+    bare, _ = render_twins(frames, render.Renderer(shadows={"lamps": [], "contact": 0.0}))
+    real = np.stack([f.image for f in frames])
+    real_masks = np.stack([f.mask for f in frames])
+    model = load_segmenter(unet_dir, torch.device("cpu"))
+    rows = []
+    with torch.inference_mode():
+        for name, (images, masks) in variants(real, real_masks, twins, twin_masks, bare).items():
+            pred = segment(model, preprocess_frames(images))
+            rows.append((name, scores(pred, torch.from_numpy(masks))))
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> list[tuple[str, dict[str, float]]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--unet_dir", type=Path, required=True,
+                        help="U-Net checkpoint folder (trained on generated frames)")
+    parser.add_argument("--real_root", type=Path, default=REPO_ROOT.parent / "shared" / "real_sample",
+                        help="root of real labelled videos (default: ../shared/real_sample)")
+    parser.add_argument("--split", default="train", help="split of --real_root holding mask.npy (default: train)")
+    args = parser.parse_args(argv)
+    if not (args.real_root / args.split).is_dir():
+        raise UserInputError(f"{args.real_root / args.split}: no such folder")
+    rows = measure(args.unet_dir, args.real_root, args.split)
+    print(f"| frames | JI | foreground IoU | object pixels right |\n|---|---|---|---|")
+    for name, s in rows:
+        print(f"| {name} | {s['jaccard']:.3f} | {s['foreground_iou']:.3f} | {s['object_accuracy']:.3f} |")
+    return rows
+
+
+if __name__ == "__main__":
+    run_cli(main)
