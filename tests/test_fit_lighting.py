@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -14,13 +15,24 @@ sys.path.insert(0, str(REPO))
 from common.errors import run_cli  # noqa: E402
 from Data import generate  # noqa: E402
 from Data.synth import fit_lighting, render  # noqa: E402
-from Data.synth.scene import CUBE, CYLINDER, METAL, RUBBER, SPHERE, Camera, Scene, SceneObject  # noqa: E402
+from Data.synth.scene import (CUBE, CYLINDER, METAL, RUBBER, SPHERE, Camera, Scene,  # noqa: E402
+                              SceneObject, sample_scene)
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
+    """Labelled videos of generated scenes, rendered with the lighting file's shadows as they are
+    (the generator varies them per video, which these fits would have to average over)."""
     path = tmp_path_factory.mktemp("gen") / "Data"
-    generate.generate(path, {"train": 4}, seed=3, workers=1, progress=False)
+    renderer = render.Renderer()
+    for vid in range(4):
+        rng = generate.video_rng(3, "train", vid)
+        frames, masks = renderer.render_video(sample_scene(rng, renderer.camera), rng)
+        video = path / "train" / f"video_{vid}"
+        video.mkdir(parents=True)
+        for t, frame in enumerate(frames):
+            Image.fromarray(frame).save(video / f"image_{t}.png")
+        np.save(video / "mask.npy", masks)
     return path
 
 
@@ -81,9 +93,9 @@ def test_shadow_error_is_lowest_for_the_renderers_own_lamps(generated):
     true_err = fit_lighting.shadow_error(frames, renderer)
     assert true_err < 1.5
     assert fit_lighting.shadow_error(frames, renderer, {"lamps": [], "contact": 0.0}) > 2 * true_err
-    (ldir, strength, blur), *others = renderer.shadows["lamps"]
+    (ldir, strength, blur, spread), *others = renderer.shadows["lamps"]
     turned = render.lamp_direction(_azimuth(ldir) + 40, math.degrees(math.asin(ldir[2])))
-    assert fit_lighting.shadow_error(frames, renderer, {"lamps": [(turned, strength, blur)] + others}) > 2 * true_err
+    assert fit_lighting.shadow_error(frames, renderer, {"lamps": [(turned, strength, blur, spread)] + others}) > 2 * true_err
 
 
 def test_shadow_strengths_are_solved_exactly(generated):
@@ -93,9 +105,9 @@ def test_shadow_strengths_are_solved_exactly(generated):
     renderer = render.Renderer(noise=0.0)
     basis = fit_lighting.ShadowBasis(frames, renderer)
     truth = renderer.shadows
-    lamps = [(_azimuth(d), math.degrees(math.asin(d[2])), blur) for d, _, blur in truth["lamps"]]
+    lamps = [(_azimuth(d), math.degrees(math.asin(d[2])), blur, spread) for d, _, blur, spread in truth["lamps"]]
     err, strengths = basis.solve(lamps)
-    expected = [s for _, s, _ in truth["lamps"]] + [truth["contact"]]
+    expected = [s for _, s, _, _ in truth["lamps"]] + [truth["contact"]]
     assert np.abs(strengths - expected).max() < 0.02, (strengths, expected)
     assert err <= fit_lighting.shadow_error(frames, renderer) + 0.05
     assert basis.solve(lamps[:1])[0] > err                  # fewer lamps explain less
@@ -105,8 +117,9 @@ def test_shadow_search_finds_a_turned_lamp_again(generated):
     frames = fit_lighting.fit_frames(generated, "train", limit=1)
     renderer = render.Renderer(noise=0.0)
     true_err = fit_lighting.shadow_error(frames, renderer)
-    lamps = [(_azimuth(d), math.degrees(math.asin(d[2])), blur) for d, _, blur in renderer.shadows["lamps"]]
-    start = [(lamps[0][0] + 30, lamps[0][1] - 10, lamps[0][2])] + lamps[1:]
+    lamps = [(_azimuth(d), math.degrees(math.asin(d[2])), blur, spread)
+             for d, _, blur, spread in renderer.shadows["lamps"]]
+    start = [(lamps[0][0] + 30, lamps[0][1] - 10) + lamps[0][2:]] + lamps[1:]
     fitted, before, after = fit_lighting.fit_shadows(frames, stride=2, grid=False, start=start, min_step_deg=2)
     assert after == pytest.approx(true_err, abs=0.1)
     main = fitted["lamps"][0]                               # the strongest lamp comes first
@@ -115,7 +128,7 @@ def test_shadow_search_finds_a_turned_lamp_again(generated):
 
 def test_shadow_grid_picks_the_main_lamp(generated):
     frames = fit_lighting.fit_frames(generated, "train", limit=1)
-    d, strength, _ = render.Renderer().shadows["lamps"][0]
+    d = render.Renderer().shadows["lamps"][0][0]
     fitted, _, after = fit_lighting.fit_shadows(frames, n_lamps=1, stride=3, min_step_deg=4)
     (lamp,) = fitted["lamps"]
     assert _angle_gap(lamp["azimuth_deg"], _azimuth(d)) < 8
@@ -173,3 +186,36 @@ def test_realism_variants_swap_the_right_pixels():
     img, m = v["twin objects, real floor"]
     assert m is twin_masks and list(img[0, 0, :4, 0]) == [100, 200, 200, 10]
     assert v["twins without floor shadows"][0] is bare
+
+
+def test_area_lamp_shadow_is_sharp_at_the_foot_and_soft_away_from_it():
+    renderer = render.Renderer()
+    obj = SceneObject(CYLINDER, RUBBER, 2, 0.47, np.array([[0.0, 9.0]]), np.array([0.0]))
+    scene = Scene(renderer.camera, [obj], 1)
+    ldir = render.lamp_direction(-100, 30)
+    hard = renderer.lamp_shadow(scene, 0, ldir, blur=0)
+    area = renderer.lamp_shadow(scene, 0, ldir, blur=0, spread_deg=4.0)
+    assert set(np.unique(hard)) == {0.0, 1.0}
+    partial = (area > 0) & (area < 1)
+    assert partial.sum() > 20 and (area == 1).sum() < (hard == 1).sum() < (area > 0).sum()
+    # the penumbra widens with the distance from the object: rows further from the foot
+    # (the shadow falls away from the camera, so upwards in the image) hold more of it
+    rows = np.nonzero(hard.any(1))[0]
+    far, near = rows[: len(rows) // 2], rows[len(rows) // 2:]
+    assert partial[far].sum() > partial[near].sum()
+
+
+def test_varied_shadows_stay_near_the_fitted_ones():
+    renderer = render.Renderer()
+    a = renderer.varied_shadows(np.random.default_rng(1))
+    again = renderer.varied_shadows(np.random.default_rng(1))
+    b = renderer.varied_shadows(np.random.default_rng(2))
+    assert all(np.array_equal(x[0], y[0]) and x[1:] == y[1:] for x, y in zip(a["lamps"], again["lamps"]))
+    assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a["lamps"], b["lamps"]))
+    for varied in (a, b):
+        assert len(varied["lamps"]) == len(renderer.shadows["lamps"])
+        for (d, s, blur, spread), (d0, s0, blur0, spread0) in zip(varied["lamps"], renderer.shadows["lamps"]):
+            assert math.degrees(math.acos(min(1.0, float(d @ d0)))) < 7
+            assert 0.8 * s0 - 1e-9 <= s <= 1.2 * s0 + 1e-9
+            assert 0 <= blur <= 2 * blur0 and spread0 <= spread <= spread0 + 4
+        assert renderer.shadows["contact"] <= varied["contact"] <= renderer.shadows["contact"] + 0.08

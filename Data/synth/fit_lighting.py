@@ -350,7 +350,7 @@ class ShadowBasis:
         self.weight = np.concatenate([floor[k] for k in self.keep]).astype(np.float64)
         lit = np.concatenate([f.image.mean(-1)[k] for f, k in zip(frames, self.keep)])
         self.target = self.weight - lit                    # grey levels the shadows take away
-        self._cache: dict[tuple[float, float, int], _Sparse] = {}
+        self._cache: dict[tuple[float, float, int, float], _Sparse] = {}
         self.contact = self._sparse([renderer.contact_shadow(scene, 0) for scene in self.scenes])
 
     def _sparse(self, maps: list[np.ndarray]) -> _Sparse:
@@ -358,11 +358,11 @@ class ShadowBasis:
         idx = np.flatnonzero(dense)
         return _Sparse(idx, dense[idx])
 
-    def lamp(self, azimuth: float, elevation: float, blur: int) -> _Sparse:
-        key = (round(azimuth % 360, 3), round(elevation, 3), int(blur))
+    def lamp(self, azimuth: float, elevation: float, blur: int, spread_deg: float = 0.0) -> _Sparse:
+        key = (round(azimuth % 360, 3), round(elevation, 3), int(blur), round(spread_deg, 3))
         if key not in self._cache:
             ldir = render.lamp_direction(azimuth, elevation)
-            self._cache[key] = self._sparse([self.renderer.lamp_shadow(scene, 0, ldir, int(blur))
+            self._cache[key] = self._sparse([self.renderer.lamp_shadow(scene, 0, ldir, int(blur), spread_deg)
                                              for scene in self.scenes])
         return self._cache[key]
 
@@ -371,9 +371,9 @@ class ShadowBasis:
         dense[a.idx] = a.val
         return float(dense[b.idx] @ b.val)
 
-    def solve(self, lamps: Sequence[tuple[float, float, int]]) -> tuple[float, np.ndarray]:
-        """Grey-level rms of the best non-negative strengths for these lamps, and the strengths
-        (one per lamp, then the contact term's)."""
+    def solve(self, lamps: Sequence[tuple[float, ...]]) -> tuple[float, np.ndarray]:
+        """Grey-level rms of the best non-negative strengths for these lamps ((azimuth, elevation,
+        blur[, spread]) each), and the strengths (one per lamp, then the contact term's)."""
         cols = [self.lamp(*lamp) for lamp in lamps] + [self.contact]
         n = len(cols)
         gram = np.array([[self._dot(a, b) for b in cols] for a in cols])
@@ -399,26 +399,30 @@ class ShadowBasis:
 _GRID_AZIMUTHS = tuple(range(-180, 180, 15))
 _GRID_ELEVATIONS = (15, 25, 35, 50, 65)
 _GRID_BLURS = (1, 4)
+# Searched lamp parameters: azimuth, elevation, blur, spread (degrees, degrees, pixels, degrees).
+_SEARCH_LO = np.array([-1e9, 5.0, 0.0, 0.0])
+_SEARCH_HI = np.array([1e9, 85.0, 10.0, 20.0])
 
 
 def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
                 min_step_deg: float = 1.0, grid: bool = True,
-                start: Sequence[tuple[float, float, int]] = ()) -> tuple[dict[str, object], float, float]:
-    """Directional lamps (azimuth, elevation, strength, penumbra blur) and contact darkening of the
-    floor shadows, fitted to every `stride`-th frame.
+                start: Sequence[tuple[float, ...]] = ()) -> tuple[dict[str, object], float, float]:
+    """Lamps (azimuth, elevation, strength, blur, area spread) and contact darkening of the floor
+    shadows, fitted to every `stride`-th frame.
 
-    Lamps are picked one at a time from a grid of directions and blurs, each the one that lowers
-    the error most with the lamps already picked, then each is swapped for the grid lamp that
-    suits the others best (`grid=False` skips this and starts from `start`); a pattern search moves every lamp's direction and blur until the angle step falls below
-    `min_step_deg`. Strengths are solved for at every step (`ShadowBasis.solve`). Returns the
+    Lamps are picked one at a time from a grid of point lamps (directions and blurs), each the
+    one that lowers the error most with the lamps already picked, then each is swapped for the
+    grid lamp that suits the others best (`grid=False` skips this and starts from `start`); a
+    pattern search then moves every lamp's direction, blur and spread until the angle step falls
+    below `min_step_deg`. Strengths are solved for at every step (`ShadowBasis.solve`). Returns the
     parameters (for the lighting file) and the rms of the renderer's shadows before and after,
     on all frames.
     """
     renderer = render.Renderer(noise=0.0)
     basis = ShadowBasis(frames[::stride], renderer)
-    lamps = [tuple(lamp) for lamp in start]
+    lamps = [tuple(lamp) + (0.0,) * (4 - len(lamp)) for lamp in start]
     if grid:
-        candidates = [(az, el, b) for az in _GRID_AZIMUTHS for el in _GRID_ELEVATIONS for b in _GRID_BLURS]
+        candidates = [(az, el, b, 0.0) for az in _GRID_AZIMUTHS for el in _GRID_ELEVATIONS for b in _GRID_BLURS]
         for _ in tqdm(range(n_lamps - len(lamps)), desc="picking lamps", unit="lamp"):
             lamps.append(min((c for c in candidates if c not in lamps),
                              key=lambda c: basis.solve(lamps + [c])[0]))
@@ -429,16 +433,15 @@ def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
             lamps[i] = min((c for c in candidates if c not in others),
                            key=lambda c: basis.solve(others[:i] + [c] + others[i:])[0])
     best, _ = basis.solve(lamps)
-    steps = np.array([16.0, 8.0, 2.0])
-    lo, hi = np.array([-1e9, 5.0, 0.0]), np.array([1e9, 85.0, 10.0])
+    steps = np.array([16.0, 8.0, 2.0, 4.0])
     with tqdm(desc="fitting shadows", unit="step") as bar:
         while steps[0] >= min_step_deg:
             improved = False
             for i in range(len(lamps)):
-                for k in range(3):
+                for k in range(4):
                     for sign in (1.0, -1.0):
                         moved = list(lamps[i])
-                        moved[k] = float(np.clip(moved[k] + sign * steps[k], lo[k], hi[k]))
+                        moved[k] = float(np.clip(moved[k] + sign * steps[k], _SEARCH_LO[k], _SEARCH_HI[k]))
                         if k == 2:
                             moved[k] = int(moved[k])
                         if tuple(moved) == lamps[i]:
@@ -449,17 +452,18 @@ def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
                         if err < best - 1e-4:
                             lamps, best, improved = trial, err, True
             if not improved:
-                steps[:2] /= 2
+                steps[[0, 1, 3]] /= 2
                 steps[2] = max(1.0, steps[2] / 2)          # the blur radius moves in whole pixels
     _, strengths = basis.solve(lamps)
     order = np.argsort(-strengths[:-1])
     fitted = {"lamps": [{"azimuth_deg": round(float((lamps[i][0] + 180) % 360 - 180), 1),
                          "elevation_deg": round(float(lamps[i][1]), 1),
-                         "strength": round(float(strengths[i]), 3), "blur": int(lamps[i][2])}
+                         "strength": round(float(strengths[i]), 3), "blur": int(lamps[i][2]),
+                         "spread_deg": round(float(lamps[i][3]), 2)}
                         for i in order if strengths[i] > 0],
               "contact": round(float(strengths[-1]), 3)}
     renderer_shadows = {"lamps": [(render.lamp_direction(lamp["azimuth_deg"], lamp["elevation_deg"]),
-                                   lamp["strength"], lamp["blur"]) for lamp in fitted["lamps"]],
+                                   lamp["strength"], lamp["blur"], lamp["spread_deg"]) for lamp in fitted["lamps"]],
                         "contact": fitted["contact"]}
     return fitted, shadow_error(frames, renderer), shadow_error(frames, renderer, renderer_shadows)
 
