@@ -59,12 +59,12 @@ def variants(real: np.ndarray, real_masks: np.ndarray, twins: np.ndarray, twin_m
 
 
 def measure(unet_dir: Path, real_root: Path, split: str = "train") -> list[tuple[str, dict[str, float]]]:
+    model = load_segmenter(unet_dir, torch.device("cpu"))        # fails fast on a wrong checkpoint
     frames = fit_frames(real_root, split)
     twins, twin_masks = render_twins(frames)
     bare, _ = render_twins(frames, render.Renderer(shadows={"lamps": [], "contact": 0.0}))
     real = np.stack([f.image for f in frames])
     real_masks = np.stack([f.mask for f in frames])
-    model = load_segmenter(unet_dir, torch.device("cpu"))
     rows = []
     with torch.inference_mode():
         for name, (images, masks) in variants(real, real_masks, twins, twin_masks, bare).items():

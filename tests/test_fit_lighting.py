@@ -157,6 +157,19 @@ def test_missing_folder_is_one_clear_error(tmp_path, capsys):
     assert "nope/train: no such folder" in capsys.readouterr().err
 
 
+def test_realism_bench_refuses_a_missing_folder_and_another_models_checkpoint(real_sample, tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_realism
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(bench_realism.main, ["--unet_dir", str(tmp_path), "--real_root", str(tmp_path / "nope")])
+    assert exit_.value.code == 2
+    assert "nope/train: no such folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:            # an empty folder is no U-Net checkpoint
+        run_cli(bench_realism.main, ["--unet_dir", str(tmp_path), "--real_root", str(real_sample)])
+    assert exit_.value.code == 2
+    assert str(tmp_path) in capsys.readouterr().err
+
+
 def test_twins_of_generated_frames_are_the_frames_again(generated):
     """Re-posing generated objects and rendering them again reproduces the frames: the same
     objects in the same places, the same pixels but for noise and poses fitted to the pixel."""
