@@ -71,7 +71,7 @@ TARGET_MEAN = np.array([
 # real objects re-posed in this scene, their pixels' normals known): rubber's irradiance as 9
 # spherical-harmonic terms of the normal plus a white sheen, metal's reflected environment as
 # tables over the reflected direction, and the floor shadows' lamps (direction, strength,
-# penumbra blur) and contact darkening.
+# penumbra blur, area spread) and contact darkening.
 LIGHTING_FILE = Path(__file__).resolve().with_name("real_lighting.json")
 # Mean shading factor of each material over a visible object, measured with
 # `calibrate_shading`; dividing the target mean by it gives the albedo.
@@ -289,8 +289,7 @@ class Renderer:
         self.ss = supersample
         self.noise = noise
         # Floor shadows: "lamps" as (direction, strength, blur radius, spread in degrees) and
-        # "contact" darkening;
-        # `shadows` overrides those of the lighting file (fitting uses it).
+        # "contact" darkening; `shadows` overrides those of the lighting file (fitting uses it).
         light = real_lighting()
         self.shadows = {k: light[k] for k in ("lamps", "contact")} | (shadows or {})
         self.blur = blur
