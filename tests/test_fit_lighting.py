@@ -76,10 +76,6 @@ def test_fits_recover_the_renderers_own_lighting(generated):
     assert np.abs(fitted - shipped).mean() < 0.05
 
 
-def _azimuth(ldir: np.ndarray) -> float:
-    return math.degrees(math.atan2(ldir[1], ldir[0]))
-
-
 def _angle_gap(a: float, b: float) -> float:
     return abs((a - b + 180) % 360 - 180)
 
@@ -94,7 +90,8 @@ def test_shadow_error_is_lowest_for_the_renderers_own_lamps(generated):
     assert true_err < 1.5
     assert fit_lighting.shadow_error(frames, renderer, {"lamps": [], "contact": 0.0}) > 2 * true_err
     (ldir, strength, blur, spread), *others = renderer.shadows["lamps"]
-    turned = render.lamp_direction(_azimuth(ldir) + 40, math.degrees(math.asin(ldir[2])))
+    azimuth, elevation = render.lamp_angles(ldir)
+    turned = render.lamp_direction(azimuth + 40, elevation)
     assert fit_lighting.shadow_error(frames, renderer, {"lamps": [(turned, strength, blur, spread)] + others}) > 2 * true_err
 
 
@@ -105,7 +102,7 @@ def test_shadow_strengths_are_solved_exactly(generated):
     renderer = render.Renderer(noise=0.0)
     basis = fit_lighting.ShadowBasis(frames, renderer)
     truth = renderer.shadows
-    lamps = [(_azimuth(d), math.degrees(math.asin(d[2])), blur, spread) for d, _, blur, spread in truth["lamps"]]
+    lamps = [render.lamp_angles(d) + (blur, spread) for d, _, blur, spread in truth["lamps"]]
     err, strengths = basis.solve(lamps)
     expected = [s for _, s, _, _ in truth["lamps"]] + [truth["contact"]]
     assert np.abs(strengths - expected).max() < 0.02, (strengths, expected)
@@ -117,8 +114,7 @@ def test_shadow_search_finds_a_turned_lamp_again(generated):
     frames = fit_lighting.fit_frames(generated, "train", limit=1)
     renderer = render.Renderer(noise=0.0)
     true_err = fit_lighting.shadow_error(frames, renderer)
-    lamps = [(_azimuth(d), math.degrees(math.asin(d[2])), blur, spread)
-             for d, _, blur, spread in renderer.shadows["lamps"]]
+    lamps = [render.lamp_angles(d) + (blur, spread) for d, _, blur, spread in renderer.shadows["lamps"]]
     start = [(lamps[0][0] + 30, lamps[0][1] - 10) + lamps[0][2:]] + lamps[1:]
     fitted, before, after = fit_lighting.fit_shadows(frames, stride=2, grid=False, start=start, min_step_deg=2)
     assert after == pytest.approx(true_err, abs=0.1)
@@ -128,11 +124,11 @@ def test_shadow_search_finds_a_turned_lamp_again(generated):
 
 def test_shadow_grid_picks_the_main_lamp(generated):
     frames = fit_lighting.fit_frames(generated, "train", limit=1)
-    d = render.Renderer().shadows["lamps"][0][0]
+    azimuth, elevation = render.lamp_angles(render.Renderer().shadows["lamps"][0][0])
     fitted, _, after = fit_lighting.fit_shadows(frames, n_lamps=1, stride=3, min_step_deg=4)
     (lamp,) = fitted["lamps"]
-    assert _angle_gap(lamp["azimuth_deg"], _azimuth(d)) < 8
-    assert abs(lamp["elevation_deg"] - math.degrees(math.asin(d[2]))) < 8
+    assert _angle_gap(lamp["azimuth_deg"], azimuth) < 8
+    assert abs(lamp["elevation_deg"] - elevation) < 8
 
 
 def test_renderer_matches_the_shipped_fit_on_the_real_frames(real_sample, tmp_path, capsys):

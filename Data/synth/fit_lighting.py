@@ -134,6 +134,10 @@ class FittedFrame(NamedTuple):
     mask: np.ndarray                          # (H, W) its class ids
     objects: list[tuple[SceneObject, float]]  # every object re-posed in the scene, with its IoU
 
+    def scene(self, camera: Camera) -> Scene:
+        """The re-posed objects as a one-frame scene."""
+        return Scene(camera, [obj for obj, _ in self.objects], 1)
+
 
 def pixel_rays(camera: Camera) -> np.ndarray:
     uc, vc = np.meshgrid(np.arange(camera.width) + 0.5, np.arange(camera.height_px) + 0.5)
@@ -174,8 +178,7 @@ def render_twins(frames: list[FittedFrame], renderer: render.Renderer | None = N
     so what a model reads differently on the two comes from appearance alone."""
     renderer = renderer or render.Renderer()
     rng = np.random.default_rng(seed)
-    pairs = [renderer.render(Scene(renderer.camera, [obj for obj, _ in frame.objects], 1), 0, rng)
-             for frame in frames]
+    pairs = [renderer.render(frame.scene(renderer.camera), 0, rng) for frame in frames]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
@@ -310,19 +313,14 @@ def fit_metal(s: SurfaceSamples, smooth: float = 30.0, iterations: int = 15
 def shadow_error(frames: list[FittedFrame], renderer: render.Renderer, shadows: dict | None = None) -> float:
     """Grey-level rms, over floor pixels 2+ px from any object, of the rendered shadowed floor
     (fitted objects, `shadows` or the renderer's own) against the real frames."""
-    saved = renderer.shadows
-    renderer.shadows = saved | (shadows or {})
-    try:
-        floor = renderer.floor_rgb.mean(-1).astype(np.float64)
-        sq, n = 0.0, 0
-        for frame in frames:
-            scene = Scene(renderer.camera, [obj for obj, _ in frame.objects], 1)
-            pred = floor * (1 - renderer.shadow_map(scene, 0))
-            sel = ~_dilate(frame.mask > 0, 2)
-            sq += float(((frame.image[sel].mean(-1) - pred[sel]) ** 2).sum())
-            n += int(sel.sum())
-    finally:
-        renderer.shadows = saved
+    shadows = renderer.shadows | (shadows or {})
+    floor = renderer.floor_rgb.mean(-1).astype(np.float64)
+    sq, n = 0.0, 0
+    for frame in frames:
+        pred = floor * (1 - renderer.shadow_map(frame.scene(renderer.camera), 0, shadows))
+        sel = ~_dilate(frame.mask > 0, 2)
+        sq += float(((frame.image[sel].mean(-1) - pred[sel]) ** 2).sum())
+        n += int(sel.sum())
     return math.sqrt(sq / max(n, 1))
 
 
@@ -345,7 +343,7 @@ class ShadowBasis:
     def __init__(self, frames: list[FittedFrame], renderer: render.Renderer) -> None:
         self.renderer = renderer
         floor = renderer.floor_rgb.mean(-1)
-        self.scenes = [Scene(renderer.camera, [obj for obj, _ in f.objects], 1) for f in frames]
+        self.scenes = [f.scene(renderer.camera) for f in frames]
         self.keep = [~_dilate(f.mask > 0, 2) for f in frames]
         self.weight = np.concatenate([floor[k] for k in self.keep]).astype(np.float64)
         lit = np.concatenate([f.image.mean(-1)[k] for f, k in zip(frames, self.keep)])
@@ -366,17 +364,17 @@ class ShadowBasis:
                                              for scene in self.scenes])
         return self._cache[key]
 
-    def _dot(self, a: _Sparse, b: _Sparse) -> float:
-        dense = np.zeros(len(self.target))
-        dense[a.idx] = a.val
-        return float(dense[b.idx] @ b.val)
-
     def solve(self, lamps: Sequence[tuple[float, ...]]) -> tuple[float, np.ndarray]:
         """Grey-level rms of the best non-negative strengths for these lamps ((azimuth, elevation,
         blur[, spread]) each), and the strengths (one per lamp, then the contact term's)."""
         cols = [self.lamp(*lamp) for lamp in lamps] + [self.contact]
         n = len(cols)
-        gram = np.array([[self._dot(a, b) for b in cols] for a in cols])
+        gram = np.zeros((n, n))
+        dense = np.zeros(len(self.target))
+        for i, a in enumerate(cols):                        # each column scattered once
+            dense[a.idx] = a.val
+            gram[i] = [float(dense[b.idx] @ b.val) for b in cols]
+            dense[a.idx] = 0.0
         rhs = np.array([float(self.target[c.idx] @ c.val) for c in cols])
         base = float(self.target @ self.target)
         best_sq, best = base, np.zeros(n)
@@ -415,7 +413,8 @@ def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
     grid lamp that suits the others best (`grid=False` skips this and starts from `start`); a
     pattern search then moves every lamp's direction and blur (and, with `area_lamps`, its spread)
     until the angle step falls below `min_step_deg`. On the real frames spread buys almost
-    nothing (floor rms 1.585 -> 1.58) for 4x the rendering cost per lamp, so it is off by default. Strengths are solved for at every step (`ShadowBasis.solve`). Returns the
+    nothing (floor rms 1.585 -> 1.58) for 4x the rendering cost per lamp, so it is off by
+    default. Strengths are solved for at every step (`ShadowBasis.solve`). Returns the
     parameters (for the lighting file) and the rms of the renderer's shadows before and after,
     on all frames.
     """
@@ -463,10 +462,7 @@ def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
                          "spread_deg": round(float(lamps[i][3]), 2)}
                         for i in order if strengths[i] > 0],
               "contact": round(float(strengths[-1]), 3)}
-    renderer_shadows = {"lamps": [(render.lamp_direction(lamp["azimuth_deg"], lamp["elevation_deg"]),
-                                   lamp["strength"], lamp["blur"], lamp["spread_deg"]) for lamp in fitted["lamps"]],
-                        "contact": fitted["contact"]}
-    return fitted, shadow_error(frames, renderer), shadow_error(frames, renderer, renderer_shadows)
+    return fitted, shadow_error(frames, renderer), shadow_error(frames, renderer, render.renderer_shadows(fitted))
 
 
 def renderer_error(s: SurfaceSamples, material: int) -> float:

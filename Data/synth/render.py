@@ -212,8 +212,13 @@ def real_lighting() -> dict:
     shadows = data["shadows"]
     return {"sh": np.array(data["rubber"]["sh"]), "sheen": np.array(data["rubber"]["sheen"]),
             "rows": metal["rows"], "cols": metal["cols"],
-            "env": np.array(metal["env"]), "white": np.array(metal["white"]),
-            "lamps": [(lamp_direction(lamp["azimuth_deg"], lamp["elevation_deg"]), float(lamp["strength"]),
+            "env": np.array(metal["env"]), "white": np.array(metal["white"])} | renderer_shadows(shadows)
+
+
+def renderer_shadows(shadows: dict) -> dict:
+    """The lighting file's "shadows" entry (lamps by angles) as the renderer's shadows: "lamps" as
+    (direction, strength, blur, spread) and "contact"."""
+    return {"lamps": [(lamp_direction(lamp["azimuth_deg"], lamp["elevation_deg"]), float(lamp["strength"]),
                        int(lamp["blur"]), float(lamp["spread_deg"])) for lamp in shadows["lamps"]],
             "contact": float(shadows["contact"])}
 
@@ -222,6 +227,11 @@ def lamp_direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
     """Unit vector towards a lamp: azimuth from +x (right) towards +y (away), elevation above the floor."""
     az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
     return np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+
+
+def lamp_angles(ldir: np.ndarray) -> tuple[float, float]:
+    """(azimuth, elevation) in degrees of a unit direction towards a lamp: `lamp_direction` undone."""
+    return math.degrees(math.atan2(ldir[1], ldir[0])), math.degrees(math.asin(ldir[2]))
 
 
 def area_lamp_directions(ldir: np.ndarray, spread_deg: float) -> list[np.ndarray]:
@@ -395,8 +405,9 @@ class Renderer:
         """
         lamps = []
         for k, (ldir, strength, blur, spread) in enumerate(self.shadows["lamps"]):
-            az = math.degrees(math.atan2(ldir[1], ldir[0])) + rng.uniform(-5, 5)
-            el = float(np.clip(math.degrees(math.asin(ldir[2])) + rng.uniform(-3, 3), 5, 85))
+            az, el = lamp_angles(ldir)
+            az += rng.uniform(-5, 5)
+            el = float(np.clip(el + rng.uniform(-3, 3), 5, 85))
             if k == 0 and rng.random() < 0.5:
                 spread = spread + rng.uniform(1.0, 4.0)
             lamps.append((lamp_direction(az, el), strength * rng.uniform(0.8, 1.2),
