@@ -31,7 +31,7 @@ from Data.layout import (FRAMES_PER_SPLIT, ID_RANGES, LABELED_SPLITS, NUM_FRAMES
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "synth-4"
+GENERATOR_VERSION = "synth-5"
 MANIFEST = ".generator.json"
 TMP_PREFIX = ".tmp_video_"
 PRESETS: dict[str, dict[str, int]] = {
@@ -63,8 +63,9 @@ def make_video(split: str, vid: int, seed: int) -> tuple[np.ndarray, np.ndarray 
     rng = video_rng(seed, split, vid)
     renderer = _renderer()
     scene = sample_scene(rng, renderer.camera, num_frames=NUM_FRAMES)
-    frames, masks = renderer.render_video(scene, rng, num_frames=FRAMES_PER_SPLIT[split],
-                                          shadows=renderer.varied_shadows(rng))
+    shadows = renderer.varied_shadows(rng)
+    frames, masks = renderer.render_video(scene, rng, num_frames=FRAMES_PER_SPLIT[split], shadows=shadows,
+                                          highlights=renderer.varied_highlights(rng))
     return frames, (masks if split in LABELED_SPLITS else None)
 
 

@@ -66,14 +66,34 @@ def test_fits_recover_the_renderers_own_lighting(generated):
     shipped = render.sh9(s.normals) @ light["sh"]
     assert np.abs(fitted - shipped).mean() < 0.03
 
-    metal, err = fit_lighting.fit_metal(samples[METAL])
-    assert err < 3.0
     s = samples[METAL]
-    cos_v = np.clip(-np.einsum("ij,ij->i", s.dirs, s.normals), 0, 1)
-    cells, weights = render.env_cells(s.dirs + 2 * cos_v[:, None] * s.normals, metal["rows"], metal["cols"])
+    metal, err = fit_lighting.fit_metal(s)
+    _, tables_only_err = fit_lighting.fit_metal(s, highlights=0)
+    # The lamps' spots are a pixel or two wide, rendered averaged over each pixel's area; the fit
+    # reads them at pixel centres, so some error is left (tables alone, synth-4: 3.0).
+    assert err < tables_only_err - 0.5 and err < 6.5, (err, tables_only_err)
+    cells, weights = render.env_cells(render.reflect(s.dirs, s.normals), metal["rows"], metal["cols"])
     fitted = (weights * np.array(metal["env"])[cells]).sum(1)
     shipped = (weights * light["env"][cells]).sum(1)
     assert np.abs(fitted - shipped).mean() < 0.05
+
+    # The highlights come back: the same lamps, and after calibration on twins their strengths.
+    calibrated, _ = fit_lighting.calibrate_highlights(frames, metal)
+    assert len(calibrated["highlights"]) == len(light["highlights"])
+    for ldir, radius, strength in light["highlights"]:
+        found = min(calibrated["highlights"], key=lambda h: -float(
+            render.lamp_direction(h["azimuth_deg"], h["elevation_deg"]) @ ldir))
+        gap = math.degrees(math.acos(min(1.0, float(render.lamp_direction(found["azimuth_deg"],
+                                                                           found["elevation_deg"]) @ ldir))))
+        assert gap < 5, (found, render.lamp_angles(ldir))
+        # A small spot's size and strength trade off (a pixel averages both), so compare the
+        # lamp's light, strength x radius^2, and the radius only to a step of the grid.
+        assert 0.5 <= found["radius_deg"] / radius <= 2, (found, radius)
+        light_ratio = found["strength"] * found["radius_deg"] ** 2 / (strength * radius ** 2)
+        assert 0.75 < light_ratio < 1.25, (found, radius, strength)
+        # least squares at pixel centres alone would give a third of it or less
+        uncalibrated = next(h for h in metal["highlights"] if h["azimuth_deg"] == found["azimuth_deg"])
+        assert uncalibrated["strength"] < 0.4 * found["strength"]
 
 
 def _angle_gap(a: float, b: float) -> float:
@@ -131,6 +151,75 @@ def test_shadow_grid_picks_the_main_lamp(generated):
     assert abs(lamp["elevation_deg"] - elevation) < 8
 
 
+def test_highlight_search_finds_the_lamps_of_a_synthetic_residual():
+    rng = np.random.default_rng(0)
+    r = rng.standard_normal((20000, 3))
+    r /= np.linalg.norm(r, axis=1, keepdims=True)
+    lamps = [(render.lamp_direction(-100, 50), 10.0, 80.0), (render.lamp_direction(20, 30), 4.0, 50.0)]
+    residual = sum(k * render.highlight_lobe(r, d, n) for d, n, k in lamps) + rng.normal(0, 2, len(r))
+    found = fit_lighting.fit_highlights(r, residual, n_lamps=2)
+    assert [(h["azimuth_deg"], h["elevation_deg"], h["radius_deg"]) for h in found] == [(-100, 50, 10), (20, 30, 4)]
+    assert [h["strength"] for h in found] == pytest.approx([80, 50], abs=2)
+    # a lamp that is not there gets no strength: nothing beyond the noise is left to explain
+    assert len(fit_lighting.fit_highlights(r, residual, n_lamps=3)) <= 3
+    assert fit_lighting.fit_highlights(r, -np.abs(residual), n_lamps=2) == []
+
+
+def test_highlight_is_a_disc_as_wide_as_the_lamps_radius():
+    ldir = render.lamp_direction(-104, 50)
+    r = np.stack([render.lamp_direction(-104, 50 - a) for a in (0, 5, 10, 12)] + [-ldir])
+    lobe = render.highlight_lobe(r, ldir, 10.0)
+    assert lobe[0] == pytest.approx(1.0) and lobe[1] > 0.9                     # flat inside,
+    assert lobe[2] == pytest.approx(math.exp(-1), abs=0.01) and lobe[3] < 0.13  # its rim at the radius
+    assert lobe[4] < 1e-12
+
+
+def test_cylinder_rim_normals_lean_between_side_and_cap():
+    """Rounded rim: flat in the middle of the cap and of the side, leaning over the bevel."""
+    obj = SceneObject(CYLINDER, METAL, 2, 0.5, np.array([[0.0, 0.0]]), np.array([0.0]))
+    down = np.array([[0.0, 0.0, -1.0]])
+    origins = np.array([[0.0, 0.0, 3.0], [0.49, 0.0, 3.0]])              # cap centre, cap at the rim
+    _, n_cap = render.intersect(obj, 0, origins, np.repeat(down, 2, 0))
+    side_dir = np.array([[0.0, 1.0, 0.0]])
+    origins = np.array([[0.0, -3.0, 0.5], [0.0, -3.0, 0.99]])            # side at mid height, at the top
+    _, n_side = render.intersect(obj, 0, origins, np.repeat(side_dir, 2, 0))
+    assert n_cap[0] == pytest.approx([0, 0, 1]) and n_side[0] == pytest.approx([0, -1, 0])
+    assert n_cap[1][0] > 0.3 and n_cap[1][2] > 0.5                       # leans out towards the side
+    assert n_side[1][1] < -0.5 and n_side[1][2] > 0.3                    # leans up towards the cap
+    assert np.linalg.norm(np.concatenate([n_cap, n_side]), axis=1) == pytest.approx(1.0)
+
+
+def test_varied_highlights_stay_near_the_fitted_ones():
+    renderer = render.Renderer()
+    a = renderer.varied_highlights(np.random.default_rng(1))
+    again = renderer.varied_highlights(np.random.default_rng(1))
+    b = renderer.varied_highlights(np.random.default_rng(2))
+    assert all(np.array_equal(x[0], y[0]) and x[1:] == y[1:] for x, y in zip(a, again))
+    assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, b))
+    assert len(a) == len(renderer.highlights) + 1 > 1
+    for varied in (a, b):
+        for (d, n, k), (d0, n0, k0) in zip(varied, renderer.highlights):
+            assert math.degrees(math.acos(min(1.0, float(d @ d0)))) < 7
+            assert 0.6 * n0 - 1e-9 <= n <= 1.4 * n0 + 1e-9 and 0.7 * k0 - 1e-9 <= k <= 1.3 * k0 + 1e-9
+        extra_dir, extra_radius, extra_strength = varied[-1]          # one more lamp, anywhere above
+        assert (extra_radius, extra_strength) in [(n, k) for _, n, k in varied[:-1]]
+        assert 5 - 1e-9 <= render.lamp_angles(extra_dir)[1] <= 75 + 1e-9
+
+
+def test_metal_highlights_brighten_only_metal():
+    """Highlights add light to metal where the reflection points at a lamp; rubber is unchanged."""
+    renderer = render.Renderer(noise=0.0)
+    cam = renderer.camera
+    p = cam.floor_point(np.array(120.0), np.array(100.0))
+    for material, changes in ((METAL, True), (RUBBER, False)):
+        scene = Scene(cam, [SceneObject(SPHERE, material, 2, 0.7, p[None], np.array([0.0]))], 1)
+        lit, mask = renderer.render(scene, 0)
+        plain, _ = renderer.render(scene, 0, highlights=[])
+        diff = lit.astype(int) - plain.astype(int)
+        assert diff.min() >= 0 and (diff[mask > 0].max() > 60) == changes
+        assert np.all(diff[mask == 0] <= 1)      # the floor only through the 3x3 blur at the edge
+
+
 def test_renderer_matches_the_shipped_fit_on_the_real_frames(real_sample, tmp_path, capsys):
     out = tmp_path / "lighting.json"
     run_cli(fit_lighting.main, ["--real_root", str(real_sample), "--out", str(out), "--limit", "1",
@@ -140,8 +229,11 @@ def test_renderer_matches_the_shipped_fit_on_the_real_frames(real_sample, tmp_pa
     # "rms renderer A, fitted model B": the shipped lighting reproduces the real pixels of this
     # video about as well as a fit on them (the synth-2 renderer: rubber 6.3, metal 36.6, floor 3.4).
     errors = {line.split()[0]: (float(line.split("rms renderer ")[1].split(",")[0]),
-                                float(line.split("fitted model ")[1])) for line in printed.splitlines()[1:]}
-    assert errors["rubber"][0] < 5 and errors["metal"][0] < 20 and errors["floor"][0] < 2.5, errors
+                                float(line.split("fitted model ")[1])) for line in printed.splitlines()
+              if "rms renderer" in line}
+    # Metal: the calibrated highlights are sharp spots, placed to a degree or two; rms punishes
+    # them (over all three videos 14.8 at least-squares strength, 20.2 calibrated; this video 22.3).
+    assert errors["rubber"][0] < 5 and errors["metal"][0] < 25 and errors["floor"][0] < 2.5, errors
     for renderer_rms, fitted_rms in errors.values():
         assert fitted_rms <= renderer_rms + 0.1
 
@@ -151,6 +243,13 @@ def test_missing_folder_is_one_clear_error(tmp_path, capsys):
         run_cli(fit_lighting.main, ["--real_root", str(tmp_path / "nope")])
     assert exit_.value.code == 2
     assert "nope/train: no such folder" in capsys.readouterr().err
+
+
+def test_negative_highlight_count_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(fit_lighting.main, ["--real_root", str(tmp_path), "--highlights", "-1"])
+    assert exit_.value.code == 2
+    assert "--highlights -1" in capsys.readouterr().err
 
 
 def test_realism_bench_refuses_a_missing_folder_and_another_models_checkpoint(real_sample, tmp_path, capsys):

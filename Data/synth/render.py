@@ -1,11 +1,12 @@
 """Ray-casting renderer of the synthetic scenes in numpy: image and exact mask of a frame.
 
-Objects are intersected analytically (sphere, vertical cylinder, yawed box with rounded-edge
-normals) and shaded in display space with lighting fitted on the real frames (`LIGHTING_FILE`):
-rubber by a spherical-harmonic irradiance and a sheen, metal by an environment over the
-reflected direction. The floor's radiance is a table measured on the real frames (their lights
-never move), darkened by soft shadows ray cast towards the fitted lamps. Only pixels inside each
-object's image box (and its shadow's box) are traced, which keeps a frame at a few milliseconds.
+Objects are intersected analytically (sphere, vertical cylinder, yawed box; cube edges and the
+cylinder's top rim with rounded normals) and shaded in display space with lighting fitted on
+the real frames (`LIGHTING_FILE`): rubber by a spherical-harmonic irradiance and a sheen, metal
+by an environment over the reflected direction plus the lamps' sharp highlights. The floor's
+radiance is a table measured on the real frames (their lights never move), darkened by soft
+shadows ray cast towards the fitted lamps. Only pixels inside each object's image box (and its
+shadow's box) are traced, which keeps a frame at a few milliseconds.
 """
 from __future__ import annotations
 
@@ -70,13 +71,15 @@ TARGET_MEAN = np.array([
 # Lighting measured on the real frames by `Data/synth/fit_lighting.py` (analysis by synthesis:
 # real objects re-posed in this scene, their pixels' normals known): rubber's irradiance as 9
 # spherical-harmonic terms of the normal plus a white sheen, metal's reflected environment as
-# tables over the reflected direction, and the floor shadows' lamps (direction, strength,
-# penumbra blur, area spread) and contact darkening.
+# tables over the reflected direction plus the highlights of a few round lamps, and the floor
+# shadows' lamps (direction, strength, penumbra blur, area spread) and contact darkening.
 LIGHTING_FILE = Path(__file__).resolve().with_name("real_lighting.json")
 # Mean shading factor of each material over a visible object, measured with
 # `calibrate_shading`; dividing the target mean by it gives the albedo.
 SHADE_MEAN = {METAL: 1.11, RUBBER: 1.01}
-_BEVEL = 0.15       # rounded cube edges, as a fraction of the half side
+# Metal's highlights: (unit direction towards the lamp, its radius in degrees, strength in grey levels).
+Highlights = list[tuple[np.ndarray, float, float]]
+_BEVEL = 0.15       # rounded cube edges and cylinder rim, as a fraction of the half side
 _EPS = 1e-6
 
 
@@ -129,17 +132,24 @@ def intersect(obj: SceneObject, t: int, origins: np.ndarray, dirs: np.ndarray,
         ts = (-b - np.sqrt(np.where(side, disc, 0))) / np.where(a > _EPS, a, 1)
         zs = o[:, 2] + ts * dz
         side &= (ts > _EPS) & (zs >= 0) & (zs <= 2 * s)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):     # level rays never reach the cap
             tc = (2 * s - o[:, 2]) / dz
-        cx, cy = ox + tc * dx, oy + tc * dy
+            cx, cy = ox + tc * dx, oy + tc * dy
         cap = np.isfinite(tc) & (tc > _EPS) & (cx * cx + cy * cy <= s * s)
         dist = np.minimum(np.where(side, ts, np.inf), np.where(cap, tc, np.inf))
         normals = None
         if need_normals:
             on_cap = cap & (~side | (tc <= ts))
-            px, py = ox + np.where(np.isfinite(dist), dist, 0) * dx, oy + np.where(np.isfinite(dist), dist, 0) * dy
-            normals = np.stack([px / s, py / s, np.zeros_like(px)], axis=1)
-            normals[on_cap] = (0.0, 0.0, 1.0)
+            reach = np.where(np.isfinite(dist), dist, 0)
+            px, py, pz = ox + reach * dx, oy + reach * dy, o[:, 2] + reach * dz
+            radius = np.maximum(np.sqrt(px * px + py * py), _EPS)
+            # Rounded rim, as on the cubes: within the bevel of the top edge the normal leans from
+            # the side towards the cap (and back), which gives the bright rim line of metal cylinders.
+            lean_up = np.clip((pz - 2 * s * (1 - _BEVEL / 2)) / (s * _BEVEL), 0, 1)
+            lean_out = np.clip((radius - s * (1 - _BEVEL)) / (s * _BEVEL), 0, 1)
+            normals = np.stack([px / radius, py / radius, lean_up], axis=1)
+            normals[on_cap] = np.stack([lean_out * px / radius, lean_out * py / radius, np.ones_like(px)], axis=1)[on_cap]
+            normals /= np.sqrt((normals ** 2).sum(1))[:, None]
         return dist, normals
     if obj.shape == CUBE:
         yaw = float(obj.yaw[t])
@@ -183,7 +193,7 @@ def sh9(n: np.ndarray) -> np.ndarray:
 def sheen_basis(normals: np.ndarray, dirs: np.ndarray) -> np.ndarray:
     """(N, 5) terms of rubber's white sheen: two powers of (1 - cos view) and the reflected direction."""
     cos_v = np.clip(-np.einsum("ij,ij->i", dirs, normals), 0, 1)
-    r = dirs + 2 * cos_v[:, None] * normals
+    r = reflect(dirs, normals)
     return np.stack([(1 - cos_v) ** 5, (1 - cos_v) ** 2, r[:, 0], r[:, 1], r[:, 2]], 1)
 
 
@@ -212,7 +222,23 @@ def real_lighting() -> dict:
     shadows = data["shadows"]
     return {"sh": np.array(data["rubber"]["sh"]), "sheen": np.array(data["rubber"]["sheen"]),
             "rows": metal["rows"], "cols": metal["cols"],
-            "env": np.array(metal["env"]), "white": np.array(metal["white"])} | renderer_shadows(shadows)
+            "env": np.array(metal["env"]), "white": np.array(metal["white"]),
+            "highlights": renderer_highlights(metal.get("highlights", []))} | renderer_shadows(shadows)
+
+
+def renderer_highlights(highlights: list[dict]) -> Highlights:
+    """The lighting file's metal "highlights" (lamps by angles) as (direction, radius, strength)."""
+    return [(lamp_direction(h["azimuth_deg"], h["elevation_deg"]), float(h["radius_deg"]), float(h["strength"]))
+            for h in highlights]
+
+
+def highlight_lobe(r: np.ndarray, ldir: np.ndarray, radius_deg: float) -> np.ndarray:
+    """(N,) mirror image of a round lamp `radius_deg` wide on metal, seen at reflected directions r:
+    exp(-(angle / radius)^4), flat near the lamp's centre and falling off at its rim (0.37 at the
+    radius, 0.13 at 1.2x). A flat disc rather than a peaked lobe because the bevels of real cubes
+    catch the lamps over a range of yaws while the spots on real spheres stay small."""
+    angle = np.degrees(np.arccos(np.clip(r @ ldir, -1.0, 1.0)))
+    return np.exp(-((angle / radius_deg) ** 4))
 
 
 def renderer_shadows(shadows: dict) -> dict:
@@ -251,23 +277,50 @@ def area_lamp_directions(ldir: np.ndarray, spread_deg: float) -> list[np.ndarray
     return out
 
 
-def shading_terms(material: int, dirs: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) factor on the albedo and (N,) white term added to it: colour = albedo * factor + white."""
+def reflect(dirs: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(N, 3) mirror directions of viewing rays `dirs` off surfaces with `normals`."""
+    cos_v = np.clip(-np.einsum("ij,ij->i", dirs, normals), 0, 1)
+    return dirs + 2 * cos_v[:, None] * normals
+
+
+def metal_shading(r: np.ndarray, tables: dict, highlights: Highlights
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Metal's (N,) albedo factor and (N,) white term for reflected directions r: the "env" and
+    "white" tables of `tables` (with their "rows" and "cols") plus the highlights' lobes."""
+    cells, weights = env_cells(r, tables["rows"], tables["cols"])
+    white = (weights * np.asarray(tables["white"])[cells]).sum(1) + highlight_light(r, highlights)
+    return (weights * np.asarray(tables["env"])[cells]).sum(1), white
+
+
+def highlight_light(r: np.ndarray, highlights: Highlights) -> np.ndarray:
+    """(N,) white light of the highlights (direction, radius, strength) at reflected directions r."""
+    out = np.zeros(len(r))
+    for ldir, radius, strength in highlights:
+        out += strength * highlight_lobe(r, ldir, radius)
+    return out
+
+
+def shading_terms(material: int, dirs: np.ndarray, normals: np.ndarray,
+                  highlights: Highlights | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) factor on the albedo and (N,) white term added to it: colour = albedo * factor + white.
+
+    Metal's white term holds the smooth environment table plus the lamps' sharp highlights
+    (`highlights` replaces the lighting file's, e.g. `Renderer.varied_highlights`).
+    """
     light = real_lighting()
     if material == METAL:
-        cos_v = np.clip(-np.einsum("ij,ij->i", dirs, normals), 0, 1)
-        r = dirs + 2 * cos_v[:, None] * normals
-        cells, weights = env_cells(r, light["rows"], light["cols"])
-        return (weights * light["env"][cells]).sum(1), (weights * light["white"][cells]).sum(1)
+        return metal_shading(reflect(dirs, normals), light, light["highlights"] if highlights is None else highlights)
     # The fit holds only for normals the camera sees; clamp what a far side could extrapolate to.
     irradiance = np.clip(sh9(normals) @ light["sh"], 0.2, 2.0)
     return irradiance, sheen_basis(normals, dirs) @ light["sheen"]
 
 
-def shade(obj: SceneObject, dirs: np.ndarray, normals: np.ndarray) -> np.ndarray:
+def shade(obj: SceneObject, dirs: np.ndarray, normals: np.ndarray,
+          highlights: Highlights | None = None) -> np.ndarray:
     """Display colour (N, 3) of the object's points seen along `dirs` with surface `normals`."""
     albedo = TARGET_MEAN[obj.material, obj.colour] / SHADE_MEAN[obj.material]
-    factor, white = shading_terms(obj.material, dirs, normals)
+    factor, white = shading_terms(obj.material, dirs, normals, highlights)
     return albedo * factor[:, None] + white[:, None]
 
 
@@ -302,6 +355,7 @@ class Renderer:
         # "contact" darkening; `shadows` overrides those of the lighting file (fitting uses it).
         light = real_lighting()
         self.shadows = {k: light[k] for k in ("lamps", "contact")} | (shadows or {})
+        self.highlights = light["highlights"]
         self.blur = blur
         h, w = self.camera.height_px, self.camera.width
         offs = (np.arange(supersample) + 0.5) / supersample
@@ -414,6 +468,31 @@ class Renderer:
                           int(rng.integers(0, 2 * blur + 1)), spread))
         return {"lamps": lamps, "contact": self.shadows["contact"] + rng.uniform(0.0, 0.08)}
 
+    def varied_highlights(self, rng: np.random.Generator) -> Highlights:
+        """Metal's lamp highlights, varied for one video: each lamp's direction by a few degrees,
+        its radius by up to 40% either way, its strength by up to 30%; and one more lamp anywhere
+        above the floor, as strong as the fitted ones.
+
+        Why: the fit places a real highlight only to a few degrees (objects re-posed a pixel off
+        move a spot by that much) and cannot tell its size from its strength well, and a U-Net
+        trained on one exact look of metal misreads the real objects (the lesson of
+        `varied_shadows`). The extra lamp stands for what the fit misses: the real cubes' bevels
+        light up at yaws where they reflect none of the fitted lamps (the fitted key lamp passes
+        15 degrees from every reflected direction of one real metal cube with a bright edge), so
+        without it bright edges would mark cylinders (their round rims catch a lamp at any angle),
+        and a U-Net read real cubes as cylinders.
+        """
+        out = []
+        for ldir, radius, strength in self.highlights:
+            az, el = lamp_angles(ldir)
+            el = float(np.clip(el + rng.uniform(-3, 3), 0, 89))
+            out.append((lamp_direction(az + rng.uniform(-5, 5), el), radius * rng.uniform(0.6, 1.4),
+                        strength * rng.uniform(0.7, 1.3)))
+        if out:
+            radius, strength = out[int(rng.integers(len(out)))][1:]
+            out.append((lamp_direction(rng.uniform(-180, 180), rng.uniform(5, 75)), radius, strength))
+        return out
+
     def shadow_map(self, scene: Scene, t: int, shadows: dict | None = None) -> np.ndarray:
         """(H, W) float32 darkening factor of the floor (0 = lit) from all objects' shadows
         (`shadows`: lamps and contact to use instead of the renderer's own)."""
@@ -424,14 +503,16 @@ class Renderer:
         return np.clip(dark, 0, 0.6)
 
     def render(self, scene: Scene, t: int, rng: np.random.Generator | None = None,
-               shadows: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+               shadows: dict | None = None, highlights: Highlights | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Frame t of the scene: (H, W, 3) uint8 image and (H, W) uint8 mask of class ids.
 
         The mask holds, at each pixel centre, the class of the nearest object hit by the ray;
-        `rng` adds the faint sensor noise of the real renders (none when omitted); `shadows`
-        replaces the renderer's own (e.g. `varied_shadows`).
+        `rng` adds the faint sensor noise of the real renders (none when omitted); `shadows` and
+        `highlights` replace the renderer's own (e.g. `varied_shadows`, `varied_highlights`).
         """
         s, h, w = self.ss, self.camera.height_px, self.camera.width
+        highlights = self.highlights if highlights is None else highlights
         out = self.floor_rgb * (1 - self.shadow_map(scene, t, shadows))[..., None]
         zbuf = self._zbuf
         zbuf.fill(np.inf)
@@ -452,7 +533,7 @@ class Renderer:
             win = dist < zb
             if win.any():
                 region = img[ss_rows, ss_cols].reshape(-1, 3)
-                region[win] = shade(obj, dirs[win], normals[win])
+                region[win] = shade(obj, dirs[win], normals[win], highlights)
                 img[ss_rows, ss_cols] = region.reshape((v1 - v0) * s, (u1 - u0) * s, 3)
                 zb[win] = dist[win]
                 zbuf[ss_rows, ss_cols] = zb.reshape((v1 - v0) * s, (u1 - u0) * s)
@@ -488,11 +569,12 @@ class Renderer:
         return self._finish(self.floor_rgb.copy(), None)
 
     def render_video(self, scene: Scene, rng: np.random.Generator | None = None,
-                     num_frames: int | None = None, shadows: dict | None = None
+                     num_frames: int | None = None, shadows: dict | None = None,
+                     highlights: Highlights | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """All frames: (T, H, W, 3) uint8 images and (T, H, W) uint8 masks."""
         frames = range(num_frames if num_frames is not None else scene.num_frames)
-        pairs = [self.render(scene, t, rng, shadows) for t in frames]
+        pairs = [self.render(scene, t, rng, shadows, highlights) for t in frames]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
