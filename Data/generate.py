@@ -63,8 +63,8 @@ def make_video(split: str, vid: int, seed: int) -> tuple[np.ndarray, np.ndarray 
     rng = video_rng(seed, split, vid)
     renderer = _renderer()
     scene = sample_scene(rng, renderer.camera, num_frames=NUM_FRAMES)
-    shadows = renderer.varied_shadows(rng)
-    frames, masks = renderer.render_video(scene, rng, num_frames=FRAMES_PER_SPLIT[split], shadows=shadows,
+    frames, masks = renderer.render_video(scene, rng, num_frames=FRAMES_PER_SPLIT[split],
+                                          shadows=renderer.varied_shadows(rng),
                                           highlights=renderer.varied_highlights(rng))
     return frames, (masks if split in LABELED_SPLITS else None)
 

@@ -343,9 +343,7 @@ def table_residual(s: SurfaceSamples, smooth: float = 30.0, iterations: int = 15
     """(N,) grey residual of metal pixels after the smooth tables alone: what highlights must explain."""
     tables, _ = _fit_metal_tables(s, smooth, iterations)
     factor, white = render.metal_shading(render.reflect(s.dirs, s.normals), tables, [])
-    ids, idx = _class_index(s.classes)
-    return (s.colours - _albedos(s.colours, idx, len(ids), factor, white)[idx] * factor[:, None]
-            - white[:, None]).mean(1)
+    return (s.colours - _albedo_model(s, factor, white)).mean(1)
 
 
 def calibrate_highlights(frames: list[FittedFrame], metal: dict, smooth: float = 30.0, rounds: int = 2
@@ -377,11 +375,15 @@ def calibrate_highlights(frames: list[FittedFrame], metal: dict, smooth: float =
     return metal | {"highlights": highlights}, (trial / target).round(2).tolist()
 
 
+def _albedo_model(s: SurfaceSamples, factor: np.ndarray, white: np.ndarray) -> np.ndarray:
+    """(N, 3) colours albedo * factor + white of the samples, each class's albedo fitted."""
+    ids, idx = _class_index(s.classes)
+    return _albedos(s.colours, idx, len(ids), factor, white)[idx] * factor[:, None] + white[:, None]
+
+
 def _albedo_rms(s: SurfaceSamples, factor: np.ndarray, white: np.ndarray) -> float:
     """RGB rms of colour = albedo * factor + white on the samples, each class's albedo fitted."""
-    ids, idx = _class_index(s.classes)
-    return rms(s.colours, _albedos(s.colours, idx, len(ids), factor, white)[idx] * factor[:, None]
-               + white[:, None])
+    return rms(s.colours, _albedo_model(s, factor, white))
 
 
 def _fit_metal_tables(s: SurfaceSamples, smooth: float, iterations: int) -> tuple[dict[str, object], float]:

@@ -193,7 +193,7 @@ def sh9(n: np.ndarray) -> np.ndarray:
 def sheen_basis(normals: np.ndarray, dirs: np.ndarray) -> np.ndarray:
     """(N, 5) terms of rubber's white sheen: two powers of (1 - cos view) and the reflected direction."""
     cos_v = np.clip(-np.einsum("ij,ij->i", dirs, normals), 0, 1)
-    r = reflect(dirs, normals)
+    r = dirs + 2 * cos_v[:, None] * normals       # `reflect`, reusing cos_v (a per-pixel cost)
     return np.stack([(1 - cos_v) ** 5, (1 - cos_v) ** 2, r[:, 0], r[:, 1], r[:, 2]], 1)
 
 
