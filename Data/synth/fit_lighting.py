@@ -63,7 +63,7 @@ class Pose(NamedTuple):
 
 
 def silhouette(obj: SceneObject, camera: Camera, rays: np.ndarray) -> np.ndarray:
-    """(H, W) bool: pixel centres whose ray hits the object at frame 0."""
+    """(H, W) bool: pixels whose ray (`rays`: `render.pixel_rays`) hits the object at frame 0."""
     h, w = camera.height_px, camera.width
     out = np.zeros((h, w), dtype=bool)
     box = obj.screen_box(camera, 0)
@@ -144,17 +144,12 @@ class FittedFrame(NamedTuple):
         return Scene(camera, [obj for obj, _ in self.objects], 1)
 
 
-def pixel_rays(camera: Camera) -> np.ndarray:
-    uc, vc = np.meshgrid(np.arange(camera.width) + 0.5, np.arange(camera.height_px) + 0.5)
-    return camera.rays(uc, vc)
-
-
 def fit_frames(root: Path, split: str = "train", limit: int | None = None, min_pixels: int = 30
                ) -> list[FittedFrame]:
     """Re-pose every object (>= `min_pixels` visible) of the labelled frames; `limit` caps the videos."""
     camera = Camera()
     size = SceneConfig().size
-    rays = pixel_rays(camera)
+    rays = render.pixel_rays(camera)
     reader = SplitReader(root, split, use_cache=False)
     if len(reader) == 0:
         raise UserInputError(f"{root / split}: no labelled videos to fit the lighting on")
@@ -189,21 +184,58 @@ def render_twins(frames: list[FittedFrame], renderer: render.Renderer | None = N
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
+def fit_object_shift(frames: list[FittedFrame], step: float = 0.2, tol: float = 0.025
+                     ) -> tuple[tuple[float, float], float, float]:
+    """How far (right, down, in pixels) the real frames draw their objects from where their masks
+    put them; returns it with the twins' edge rms without the shift and with it.
+
+    The objects of `frames` were re-posed on the real masks, so each twin's mask matches the real
+    one; the twins' objects are drawn shifted (`render.Renderer`'s `object_shift`) until they best
+    match the real frames on the 2-px band around the objects' edges, where a fraction of a pixel
+    shows (pattern search from no shift).
+    """
+    real = np.stack([frame.image for frame in frames]).astype(np.float64)
+    band = np.stack([_dilate(frame.mask > 0, 2) & _dilate(frame.mask == 0, 2) for frame in frames])
+
+    def edge_rms(d: np.ndarray) -> float:
+        twins, _ = render_twins(frames, render.Renderer(noise=0.0, object_shift=(float(d[0]), float(d[1]))))
+        return rms(twins[band].astype(np.float64), real[band])
+
+    d = np.zeros(2)
+    start = best = edge_rms(d)
+    while step >= tol:
+        improved = False
+        for k in (0, 1):
+            for sign in (1.0, -1.0):
+                q = d.copy()
+                q[k] += sign * step
+                err = edge_rms(q)
+                if err < best:
+                    d, best, improved = q, err, True
+        if not improved:
+            step /= 2
+    return (round(float(d[0]), 3), round(float(d[1]), 3)), start, best
+
+
 def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9) -> dict[int, SurfaceSamples]:
     """Pixels of the fitted objects with their normals, per material.
 
-    Only objects fitted with IoU >= `min_iou` contribute, and only pixels inside both the real
-    and the fitted silhouette, one pixel away from their edge (edges mix object and floor).
+    Only objects fitted with IoU >= `min_iou` contribute, and only pixels inside the real mask, the
+    fitted silhouette and the fitted object as drawn, one pixel away from their edges (edges mix
+    object and floor).
     """
     camera = Camera()
-    rays = pixel_rays(camera)
+    rays = render.pixel_rays(camera)              # the silhouette, compared with the real mask
+    # What a pixel of the real image shows: the objects are drawn `OBJECT_SHIFT` off their masks.
+    pixel_rays = render.pixel_rays(camera, (-render.OBJECT_SHIFT[0], -render.OBJECT_SHIFT[1]))
     parts: dict[int, list[tuple[np.ndarray, ...]]] = {METAL: [], RUBBER: []}
     for frame in frames:
         for obj, iou in frame.objects:
             if iou < min_iou:
                 continue
-            sel = ~_dilate(~(silhouette(obj, camera, rays) & (frame.mask == obj.cid)), 1)
-            dirs = rays[sel]
+            inside = silhouette(obj, camera, rays) & silhouette(obj, camera, pixel_rays) & (frame.mask == obj.cid)
+            sel = ~_dilate(~inside, 1)
+            dirs = pixel_rays[sel]
             dist, normals = render.intersect(obj, 0, camera.position, dirs)
             ok = np.isfinite(dist)
             parts[obj.material].append((normals[ok], dirs[ok], frame.image[sel][ok].astype(np.float64),
@@ -624,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rubber, rubber_err = fit_rubber(samples[RUBBER])
     metal, metal_err = fit_metal(samples[METAL], smooth=args.smooth, highlights=args.highlights)
     metal, scales = calibrate_highlights(frames, metal, smooth=args.smooth)
+    shift, edge_before, edge_after = fit_object_shift(frames)
     if args.keep_shadows:
         shadows = json.loads(render.LIGHTING_FILE.read_text())["shadows"]
         shadow_before = shadow_after = shadow_error(frames, render.Renderer(noise=0.0))
@@ -638,7 +671,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             ("highlights", f"{len(scales)}", "strength x " + ", x ".join(f"{k:g}" for k in scales)
              + f" of least squares (calibrated on twins): metal rms {metal_error(samples[METAL], metal):.1f}"
              if scales else "none"),
-            ("floor frames", f"{len(frames)}", f"rms renderer {shadow_before:.2f}, fitted model {shadow_after:.2f}")]
+            ("floor frames", f"{len(frames)}", f"rms renderer {shadow_before:.2f}, fitted model {shadow_after:.2f}"),
+            ("object shift", f"{len(frames)}", f"objects drawn {shift[0]:.2f} px right, {shift[1]:.2f} px down of their "
+             f"masks (renderer: {render.OBJECT_SHIFT[0]:.2f}, {render.OBJECT_SHIFT[1]:.2f}): "
+             f"twins' edge rms {edge_before:.2f} unshifted, {edge_after:.2f} shifted")]
     for row in rows:
         print(f"{row[0]:<16}{row[1]:>8}  {row[2]}")
     tmp = args.out.with_suffix(".tmp")
