@@ -7,7 +7,9 @@ again (`render_twins`): a real frame and its twin hold the same objects in the s
 the gap between the two rows is appearance alone. Hybrids swap one part at a time: real objects
 pasted on the twin's floor and shadows, the twin's objects on the real floor, and the twin
 without floor shadows (how much the U-Net leans on shadows). Pixels that a pasted object does not
-cover but the other frame's object did are filled with the twin's shadowless floor.
+cover but the other frame's object did are filled with the twin's shadowless floor. A last row
+draws the twins' objects right on their masks, without the real frames' shift
+(`render.OBJECT_SHIFT`): what the shift is worth to the U-Net.
 
     python benchmarks/bench_realism.py --unet_dir benchmarks/out/accuracy/run/checkpoints/unet
 
@@ -63,11 +65,14 @@ def measure(unet_dir: Path, real_root: Path, split: str = "train") -> list[tuple
     frames = fit_frames(real_root, split)
     twins, twin_masks = render_twins(frames)
     bare, _ = render_twins(frames, render.Renderer(shadows={"lamps": [], "contact": 0.0}))
+    unshifted, _ = render_twins(frames, render.Renderer(object_shift=(0.0, 0.0)))
     real = np.stack([f.image for f in frames])
     real_masks = np.stack([f.mask for f in frames])
+    sets = variants(real, real_masks, twins, twin_masks, bare) | {
+        "twins, objects drawn on their masks": (unshifted, twin_masks)}
     rows = []
     with torch.inference_mode():
-        for name, (images, masks) in variants(real, real_masks, twins, twin_masks, bare).items():
+        for name, (images, masks) in sets.items():
             pred = segment(model, preprocess_frames(images))
             rows.append((name, scores(pred, torch.from_numpy(masks))))
     return rows

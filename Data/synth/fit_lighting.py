@@ -36,7 +36,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -97,23 +97,32 @@ def fit_pose(shape: int, target: np.ndarray, allowed: np.ndarray, camera: Camera
 
     best = Pose(0.0, 0.0, 0.0, -1.0)
     for yaw in ((0.0, 0.4, 0.8, 1.2) if shape == CUBE else (0.0,)):
-        p = np.array([start[0], start[1] + size * 0.6, yaw])
-        score = iou(p)
-        steps = np.array([0.2, 0.2, 0.2 if shape == CUBE else 0.0])
-        while steps[0] > 0.004:
-            improved = False
-            for k in np.nonzero(steps)[0]:
-                for sign in (1.0, -1.0):
-                    q = p.copy()
-                    q[k] += sign * steps[k]
-                    s = iou(q)
-                    if s > score:
-                        p, score, improved = q, s, True
-            if not improved:
-                steps /= 2
-        if score > best.iou:
-            best = Pose(float(p[0]), float(p[1]), float(p[2]), score)
+        p, err = pattern_search(lambda q: -iou(q), np.array([start[0], start[1] + size * 0.6, yaw]),
+                                np.array([0.2, 0.2, 0.2 if shape == CUBE else 0.0]), min_step=0.004)
+        if -err > best.iou:
+            best = Pose(float(p[0]), float(p[1]), float(p[2]), -err)
     return best
+
+
+def pattern_search(error: Callable[[np.ndarray], float], start: np.ndarray, steps: np.ndarray,
+                   min_step: float) -> tuple[np.ndarray, float]:
+    """Minimise `error` by moving one coordinate at a time by its step either way, taking every
+    move that lowers it; when none does, all steps halve, until the first is below `min_step`.
+    Coordinates with step 0 stay put. Returns the point and its error."""
+    x, steps = np.asarray(start, dtype=np.float64).copy(), np.asarray(steps, dtype=np.float64).copy()
+    best = error(x)
+    while steps[0] >= min_step:
+        improved = False
+        for k in np.nonzero(steps)[0]:
+            for sign in (1.0, -1.0):
+                q = x.copy()
+                q[k] += sign * steps[k]
+                err = error(q)
+                if err < best:
+                    x, best, improved = q, err, True
+        if not improved:
+            steps /= 2
+    return x, best
 
 
 class SurfaceSamples(NamedTuple):
@@ -201,20 +210,8 @@ def fit_object_shift(frames: list[FittedFrame], step: float = 0.2, tol: float = 
         twins, _ = render_twins(frames, render.Renderer(noise=0.0, object_shift=(float(d[0]), float(d[1]))))
         return rms(twins[band].astype(np.float64), real[band])
 
-    d = np.zeros(2)
-    start = best = edge_rms(d)
-    while step >= tol:
-        improved = False
-        for k in (0, 1):
-            for sign in (1.0, -1.0):
-                q = d.copy()
-                q[k] += sign * step
-                err = edge_rms(q)
-                if err < best:
-                    d, best, improved = q, err, True
-        if not improved:
-            step /= 2
-    return (round(float(d[0]), 3), round(float(d[1]), 3)), start, best
+    d, best = pattern_search(edge_rms, np.zeros(2), np.array([step, step]), min_step=tol)
+    return (round(float(d[0]), 3), round(float(d[1]), 3)), edge_rms(np.zeros(2)), best
 
 
 def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9) -> dict[int, SurfaceSamples]:
@@ -227,15 +224,15 @@ def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9) -> dict[int
     camera = Camera()
     rays = render.pixel_rays(camera)              # the silhouette, compared with the real mask
     # What a pixel of the real image shows: the objects are drawn `OBJECT_SHIFT` off their masks.
-    pixel_rays = render.pixel_rays(camera, (-render.OBJECT_SHIFT[0], -render.OBJECT_SHIFT[1]))
+    drawn = render.pixel_rays(camera, (-render.OBJECT_SHIFT[0], -render.OBJECT_SHIFT[1]))
     parts: dict[int, list[tuple[np.ndarray, ...]]] = {METAL: [], RUBBER: []}
     for frame in frames:
         for obj, iou in frame.objects:
             if iou < min_iou:
                 continue
-            inside = silhouette(obj, camera, rays) & silhouette(obj, camera, pixel_rays) & (frame.mask == obj.cid)
+            inside = silhouette(obj, camera, rays) & silhouette(obj, camera, drawn) & (frame.mask == obj.cid)
             sel = ~_dilate(~inside, 1)
-            dirs = pixel_rays[sel]
+            dirs = drawn[sel]
             dist, normals = render.intersect(obj, 0, camera.position, dirs)
             ok = np.isfinite(dist)
             parts[obj.material].append((normals[ok], dirs[ok], frame.image[sel][ok].astype(np.float64),
