@@ -369,3 +369,20 @@ def test_varied_shadows_stay_near_the_fitted_ones():
             assert 0.8 * s0 - 1e-9 <= s <= 1.2 * s0 + 1e-9
             assert 0 <= blur <= 2 * blur0 and spread0 <= spread <= spread0 + 4
         assert renderer.shadows["contact"] <= varied["contact"] <= renderer.shadows["contact"] + 0.08
+
+
+def test_realism_scores_separate_stray_classes():
+    """A prediction right on the true classes but with one stray class on two pixels: the mean
+    IoU over the true classes barely moves, the competition JI averages the stray class's 0 in."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_realism
+    import torch
+    truth = torch.zeros((1, 4, 8), dtype=torch.long)
+    truth[0, :, :4] = 5
+    pred = truth.clone()
+    pred[0, 0, 6:] = 7
+    s = bench_realism.scores(pred, truth)
+    assert s["stray_classes"] == 1
+    assert s["present_iou"] == pytest.approx((14 / 16 + 1.0) / 2)
+    assert s["jaccard"] == pytest.approx((14 / 16 + 1.0 + 0.0) / 3, abs=1e-6)
+    assert s["foreground_iou"] == pytest.approx(16 / 18) and s["object_accuracy"] == 1.0
