@@ -16,6 +16,11 @@ those pixels, with one albedo (RGB) per object class:
   renders of the real scenes (`calibrate_highlights`): a fit at pixel centres sees only part of
   a spot that a pixel's area averages.
 
+The objects are re-posed on the real masks, but the real frames draw them 0.4 px right of and
+below their masks (`fit_object_shift`: the twins' edges match the real ones best drawn that far
+off), so the object pixels are read along the rays where the objects are drawn
+(`render.OBJECT_SHIFT`).
+
 The floor shadows are fitted on the floor pixels around the re-posed objects: directional lamps
 (direction, penumbra blur and strength; the real frames show three short shadows and a long soft
 one) and the contact darkening. Lamps are picked one at a time from a grid of directions, then
