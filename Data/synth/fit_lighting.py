@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
@@ -211,12 +212,14 @@ def fit_object_shift(frames: list[FittedFrame], step: float = 0.2, tol: float = 
     real = np.stack([frame.image for frame in frames]).astype(np.float64)
     band = np.stack([_dilate(frame.mask > 0, 2) & _dilate(frame.mask == 0, 2) for frame in frames])
 
-    def edge_rms(d: np.ndarray) -> float:
-        twins, _ = render_twins(frames, render.Renderer(noise=0.0, object_shift=(float(d[0]), float(d[1]))))
+    @lru_cache(maxsize=None)        # the search asks for its start (no shift) again at the end
+    def shifted_rms(dx: float, dy: float) -> float:
+        twins, _ = render_twins(frames, render.Renderer(noise=0.0, object_shift=(dx, dy)))
         return rms(twins[band].astype(np.float64), real[band])
 
-    d, best = pattern_search(edge_rms, np.zeros(2), np.array([step, step]), min_step=tol)
-    return (round(float(d[0]), 3), round(float(d[1]), 3)), edge_rms(np.zeros(2)), best
+    d, best = pattern_search(lambda q: shifted_rms(float(q[0]), float(q[1])), np.zeros(2),
+                             np.array([step, step]), min_step=tol)
+    return (round(float(d[0]), 3), round(float(d[1]), 3)), shifted_rms(0.0, 0.0), best
 
 
 def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9) -> dict[int, SurfaceSamples]:
