@@ -1,9 +1,14 @@
 """Statistics of labelled videos, to compare generated data with real data: motion and layout
 from `mask.npy`, and with `--images` the fine detail of the frames (noise, texture, outline
-softness) measured inside and outside the masks.
+softness) measured inside and outside the masks. With `--dynamics`, the motion statistics of
+`Data/dynamics.py` (speeds, speed ratios, entering speeds, collisions, stops) instead; with
+`--saved_seg_model_dir` too, of masks a U-Net segments from the frames, so unlabelled splits work.
 
     python Data/stats.py --root_dir /tmp/gen --split train --compare ../shared/real_sample
     python Data/stats.py --root_dir /tmp/gen --compare ../shared/real_sample --images
+    python Data/stats.py --dynamics --root_dir /tmp/gen --compare ../shared/real_sample
+    python Data/stats.py --dynamics --root_dir ../shared/real_sample --split unlabeled \
+        --saved_seg_model_dir Unets/checkpoints
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -19,6 +24,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from common.errors import UserInputError, run_cli  # noqa: E402
+from Data import dynamics  # noqa: E402
 from Data.layout import (NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, class_attributes,  # noqa: E402
                          frame_name, list_videos)
 
@@ -64,14 +70,17 @@ def _load_mask(path: Path) -> np.ndarray:
         mask = np.load(path)
     except (OSError, ValueError) as err:
         raise UserInputError(f"{path}: cannot read mask ({err})") from None
-    if mask.ndim != 3 or mask.shape[0] != NUM_FRAMES or mask.max(initial=0) >= NUM_CLASSES:
-        raise UserInputError(f"{path}: expected a ({NUM_FRAMES}, H, W) mask with ids 0..48, "
-                             f"got shape {mask.shape}")
+    if (mask.ndim != 3 or mask.shape[0] != NUM_FRAMES or not np.issubdtype(mask.dtype, np.integer)
+            or mask.min(initial=0) < 0 or mask.max(initial=0) >= NUM_CLASSES):
+        raise UserInputError(f"{path}: expected a ({NUM_FRAMES}, H, W) integer mask with ids 0..48, "
+                             f"got shape {mask.shape} {mask.dtype}")
     return mask
 
 
-def split_stats(split_dir: Path, limit: int | None = None) -> dict[str, str]:
-    """Rows of the statistics table (name -> formatted value) for the labelled videos of a split."""
+def _labelled_videos(split_dir: Path, limit: int | None = None) -> list[Path]:
+    """Folders of the split's videos that have a mask.npy; a clear error when there are none."""
+    if not split_dir.parent.is_dir():
+        raise UserInputError(f"{split_dir.parent}: data root not found")
     if not split_dir.is_dir():
         raise UserInputError(f"{split_dir}: no such split folder")
     videos = [p for _, p in list_videos(split_dir) if (p / "mask.npy").is_file()]
@@ -79,6 +88,12 @@ def split_stats(split_dir: Path, limit: int | None = None) -> dict[str, str]:
         videos = videos[:limit]
     if not videos:
         raise UserInputError(f"{split_dir}: no video with a mask.npy")
+    return videos
+
+
+def split_stats(split_dir: Path, limit: int | None = None) -> dict[str, str]:
+    """Rows of the statistics table (name -> formatted value) for the labelled videos of a split."""
+    videos = _labelled_videos(split_dir, limit)
     per = [video_stats(_load_mask(p / "mask.npy"))
            for p in tqdm(videos, desc=split_dir.name, disable=len(videos) < 50)]
     fg = np.array([v["fg"] for v in per])
@@ -175,6 +190,40 @@ def split_image_stats(split_dir: Path, limit: int = 40, frames: Sequence[int] = 
     return {(k if "/" in k else f"{k} (grey levels)"): f"{v:.2f}" for k, v in detail.items()}
 
 
+def labelled_masks(split_dir: Path, limit: int | None = None) -> Iterator[np.ndarray]:
+    """The mask.npy of each labelled video of a split, checked, in video-id order."""
+    videos = _labelled_videos(split_dir, limit)
+    for p in tqdm(videos, desc=split_dir.name, disable=len(videos) < 50):
+        yield _load_mask(p / "mask.npy")
+
+
+def segmented_masks(root: Path, split: str, model_dir: Path, device: str = "auto", limit: int | None = None,
+                    batch_size: int = 22) -> Iterator[np.ndarray]:
+    """Masks (T, H, W) a U-Net checkpoint segments from every frame of each video of a split.
+
+    Any split works, `unlabeled` included; frames come through `Data.reading.SplitReader`
+    (its cache when fresh), so bad files give the reader's one-line errors.
+    """
+    from common.runtime import pick_device          # torch: only when a segmenter is used
+    from Data.reading import SplitReader, preprocess_frames
+    from Unets.inference import load_segmenter
+    from Unets.segmentation import segment
+
+    if not root.is_dir():
+        raise UserInputError(f"{root}: data root not found")
+    model = load_segmenter(model_dir, pick_device(device))
+    reader = SplitReader(root, split)
+    count = min(len(reader), limit) if limit else len(reader)
+    for i in tqdm(range(count), desc=f"segmenting {split}", unit="video"):
+        frames = preprocess_frames(reader.frames(i, range(reader.num_frames)))
+        yield segment(model, frames, batch_size).numpy()
+
+
+def split_dynamics(masks: Iterator[np.ndarray]) -> dict[str, str]:
+    """Rows of the dynamics table (`Data.dynamics.table_rows`) of a stream of (T, H, W) masks."""
+    return dynamics.table_rows(dynamics.dynamics_summary(masks))
+
+
 def format_table(columns: dict[str, dict[str, str]]) -> str:
     """Markdown table with one row per statistic and one column per data root."""
     names = list(columns)
@@ -185,11 +234,26 @@ def format_table(columns: dict[str, dict[str, str]]) -> str:
     return "\n".join([head, sep, *body])
 
 
+def dynamics_columns(args: argparse.Namespace, splits: dict[str, Path]) -> dict[str, dict[str, str]]:
+    """One dynamics column per root; the first from the segmenter when `--saved_seg_model_dir` is set."""
+    columns = {}
+    for k, (name, path) in enumerate(splits.items()):
+        if k == 0 and args.saved_seg_model_dir is not None:
+            masks = segmented_masks(args.root_dir, args.split, args.saved_seg_model_dir, args.device,
+                                    args.limit, args.seg_batch)
+            name = f"{name} ({args.split}, segmented)"
+        else:
+            masks = labelled_masks(path, args.limit)
+        columns[name] = split_dynamics(masks)
+    return columns
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", type=Path, default=Path(__file__).resolve().parent,
                         help="data root holding <split>/video_<id>/mask.npy (default: the repo's Data/)")
-    parser.add_argument("--split", default="train", help="labelled split to measure (default: train)")
+    parser.add_argument("--split", default="train",
+                        help="split to measure: a labelled one, or any with --saved_seg_model_dir (default: train)")
     parser.add_argument("--compare", type=Path, default=None,
                         help="a second data root (e.g. ../shared/real_sample) shown in a second column")
     parser.add_argument("--compare_split", default=None,
@@ -198,10 +262,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--images", action="store_true",
                         help="also measure the frames' fine detail (noise, texture, outline contrast) "
                              "on frames 0/7/14/21 of at most --limit (default 40) videos")
+    parser.add_argument("--dynamics", action="store_true",
+                        help="print the motion table of Data/dynamics.py (speeds, speed ratios, entering "
+                             "speeds, collisions, stops) instead of the layout table")
+    parser.add_argument("--saved_seg_model_dir", type=Path, default=None,
+                        help="with --dynamics: a U-Net checkpoint (file, or folder holding best.pt) that "
+                             "segments the frames of --root_dir's --split, read instead of mask.npy (so "
+                             "unlabeled works); the --compare column still reads mask.npy")
+    parser.add_argument("--device", default="auto",
+                        help="device of the segmenter: auto (CUDA when present), cpu, cuda, ... (default: auto)")
+    parser.add_argument("--seg_batch", type=int, default=22,
+                        help="frames per segmenter forward pass (default: 22, one video)")
     args = parser.parse_args(argv)
+    if args.dynamics and args.images:
+        parser.error("--images measures the layout table's frames; run it without --dynamics")
+    if args.seg_batch < 1:
+        parser.error(f"--seg_batch must be at least 1, got {args.seg_batch}")
+    if args.saved_seg_model_dir is not None and not args.dynamics:
+        parser.error("--saved_seg_model_dir only feeds the --dynamics table")
     splits = {str(args.root_dir): args.root_dir / args.split}
     if args.compare is not None:
-        splits[str(args.compare)] = args.compare / (args.compare_split or "train")
+        compare_split = args.compare_split or "train"
+        name = str(args.compare)
+        if name in splits:      # the same root twice (e.g. train vs val) needs two column names
+            name = f"{name} ({compare_split})"
+        splits[name] = args.compare / compare_split
+    if args.dynamics:
+        print(format_table(dynamics_columns(args, splits)))
+        return
     columns = {name: split_stats(path, args.limit) for name, path in splits.items()}
     if args.images:
         for name, path in splits.items():
