@@ -1,7 +1,8 @@
 """The whole method on a CPU in minutes: data, three models, every predictor, a report.
 
 Generates the `tiny` synthetic dataset (unless data is there), trains the U-Net, the
-ConvLSTM reconstructor and the mask SimVP briefly, scores every predictor on val side by
+ConvLSTM reconstructor and the mask SimVP briefly, fits the extrapolation's physics on the
+train masks, scores every predictor on val side by
 side, writes the hidden-set submission, and leaves in `results/demo/`: results.json,
 report.md, figure.png, submission.pt and video_ids.json. Running it again reuses every
 finished step (a model whose run is unfinished is resumed).
@@ -145,7 +146,8 @@ DEMO = Profile(
 def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, workers: int = 2,
              quick: bool = False) -> dict:
     """Every step of the pipeline; `quick` caps each model at a few optimizer steps (for tests)."""
-    from SSL_convLSTM_Reconstructor import pseudo_labels, train_mask_predictor, train_reconstructor
+    from SSL_convLSTM_Reconstructor import (fit_extrapolation, pseudo_labels, train_mask_predictor,
+                                            train_reconstructor)
     from Unets import train as train_unet
     from Unets.inference import build_parser, run
 
@@ -192,9 +194,15 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
         chain_seg = ["--saved_chain_seg_model_dir", str(ckpts / "unet_recon")]
 
     t = time.monotonic()
+    step("fitting the extrapolation's physics on the train masks")
+    fit_extrapolation.main(["--root_dir", str(root), "--out_dir", str(ckpts / "extrapolation"), "--force"])
+    seconds["extrapolation_fit"] = time.monotonic() - t
+
+    t = time.monotonic()
     step("scoring every predictor on val")
     models = ["--saved_seg_model_dir", str(ckpts / "unet"), "--saved_recon_model_dir", str(ckpts / "reconstructor"),
-              "--saved_mask_model_dir", str(ckpts / "mask_simvp"), *chain_seg, "--root_dir", str(root), "--force"]
+              "--saved_mask_model_dir", str(ckpts / "mask_simvp"), "--saved_extrapolation_dir",
+              str(ckpts / "extrapolation"), *chain_seg, "--root_dir", str(root), "--force"]
     others = [n for n in ROW_ORDER[:-1] if n != DEFAULT_PREDICTOR]
     results = run(build_parser().parse_args(["--split", "val", "--predictor", DEFAULT_PREDICTOR, "--compare", *others,
                                              "--out_dir", str(out / "val"), *models]))

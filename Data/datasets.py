@@ -67,13 +67,17 @@ class Clips(Dataset):
 class ForecastVideos(Dataset):
     """One item per video for forecasting: frames 0..10 and the video id; on labeled splits
     also the true frame 21 (`frame21`), its mask (`mask21`) and the masks of frames 0..10
-    (`masks_in`).
+    (`masks_in`). `images=False` (labeled splits): the masks and the id only.
     """
 
     def __init__(self, root: Path | str, split: str, use_cache: bool = True,
-                 build_cache: bool = False) -> None:
+                 build_cache: bool = False, images: bool = True) -> None:
         self.reader = SplitReader(root, split, use_cache, build_cache)
         self.labeled = self.reader.has_masks
+        # Forecasting from true masks reads no image: decoding PNGs would be most of its time.
+        self.images = images
+        if not images and not self.labeled:
+            raise DatasetError(f"{Path(root) / split}: forecasting without images needs a labeled split")
 
     @property
     def video_ids(self) -> list[int]:
@@ -85,10 +89,11 @@ class ForecastVideos(Dataset):
     def __getitem__(self, index: int) -> dict:
         item: dict = {"video_id": self.reader.video_ids[index]}
         if self.labeled:
-            frames = preprocess_frames(self.reader.frames(index, [*INPUT_FRAMES, TARGET_FRAME]))
             masks = torch.from_numpy(self.reader.masks(index).astype("int64"))
-            item.update(inputs=frames[:NUM_INPUT_FRAMES], frame21=frames[NUM_INPUT_FRAMES],
-                        mask21=masks[TARGET_FRAME], masks_in=masks[:NUM_INPUT_FRAMES])
+            item.update(mask21=masks[TARGET_FRAME], masks_in=masks[:NUM_INPUT_FRAMES])
+            if self.images:
+                frames = preprocess_frames(self.reader.frames(index, [*INPUT_FRAMES, TARGET_FRAME]))
+                item.update(inputs=frames[:NUM_INPUT_FRAMES], frame21=frames[NUM_INPUT_FRAMES])
         else:
             item["inputs"] = preprocess_frames(self.reader.frames(index, INPUT_FRAMES))
         return item

@@ -8,8 +8,13 @@ Predictors:
   frame10_baseline    the U-Net's mask of frame 10, used as the answer for frame 21
   reconstructor       the ConvLSTM predicts RGB frame 21, the U-Net segments it
   mask_simvp          the U-Net segments frames 0..10, a SimVP-style model forecasts the mask
-  mask_extrapolation  the U-Net segments frames 0..10, objects are moved by their velocity
+  mask_extrapolation  the U-Net segments frames 0..10, objects are moved by the physics fitted
+                      with fit_extrapolation.py (--saved_extrapolation_dir)
   oracle              the U-Net on the true frame 21 (val only: an upper bound)
+
+With --input_masks true (val or train), the mask predictors read the TRUE masks of frames 0..10
+instead of the U-Net's, no U-Net is loaded, and the reference row is copy_last (the true mask of
+frame 10 as the answer): forecasting error alone, without segmentation error.
 """
 from __future__ import annotations
 
@@ -31,7 +36,8 @@ from common.checkpoint import load_model
 from common.errors import UserInputError, run_cli
 from common.io import atomic_torch_save, atomic_write_json
 from common.metrics import jaccard_index, per_class_iou
-from common.paths import DATA_ROOT, MASK_SIMVP_CHECKPOINTS, RECON_CHECKPOINTS, RESULTS_ROOT, UNET_CHECKPOINTS
+from common.paths import (DATA_ROOT, EXTRAPOLATION_FIT, MASK_SIMVP_CHECKPOINTS, RECON_CHECKPOINTS, RESULTS_ROOT,
+                          UNET_CHECKPOINTS)
 from common.runtime import pick_device
 from Data.datasets import ForecastVideos
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES
@@ -41,7 +47,9 @@ from Unets.unet_model import UNet
 log = logging.getLogger("inference")
 
 PREDICTORS = ("frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation")
+MASK_PREDICTORS = ("mask_simvp", "mask_extrapolation")     # predictors that read masks, not frames
 REFERENCE_ROWS = ("frame10_baseline", "oracle")   # always scored on val beside the predictor
+TRUE_MASK_ROWS = ("copy_last",)                   # ... and with --input_masks true
 TRAIN_COMMANDS = {
     "unet": "python Unets/train.py",
     "reconstructor": "python SSL_convLSTM_Reconstructor/train_reconstructor.py",
@@ -68,32 +76,50 @@ def load_mask_simvp(path: Path, device: torch.device) -> nn.Module:
     return load_model(path, MaskSimVP, TRAIN_COMMANDS["mask_simvp"], device)[0]
 
 
+def load_extrapolation(path: Path):
+    """The fitted `ExtrapolationParams` of a fit file or a folder holding extrapolation.json."""
+    from SSL_convLSTM_Reconstructor.extrapolation import load_params
+    try:
+        return load_params(path)[0]
+    except (FileNotFoundError, ValueError) as err:
+        raise UserInputError(str(err)) from None
+
+
 class Forecaster:
     """Runs the requested predictors on batches of videos, sharing the U-Net's work between them."""
 
-    def __init__(self, segmenter: nn.Module, reconstructor: nn.Module | None = None,
+    def __init__(self, segmenter: nn.Module | None, reconstructor: nn.Module | None = None,
                  mask_model: nn.Module | None = None, seg_batch: int = 32,
-                 chain_segmenter: nn.Module | None = None) -> None:
+                 chain_segmenter: nn.Module | None = None, extrapolation=None,
+                 device: torch.device | None = None) -> None:
         self.segmenter, self.reconstructor, self.mask_model = segmenter, reconstructor, mask_model
         # The reconstructor's frames may be read by a U-Net fine-tuned on them (train.py --finetune_recon).
         self.chain_segmenter = chain_segmenter or segmenter
+        self.extrapolation = extrapolation          # ExtrapolationParams of mask_extrapolation
         self.seg_batch = seg_batch
-        self.device = next(segmenter.parameters()).device
+        self.device = device or next(segmenter.parameters()).device
 
     def _segment(self, images: torch.Tensor) -> torch.Tensor:
         return segment(self.segmenter, images, self.seg_batch)
 
     @torch.inference_mode()
-    def predict(self, batch: dict, names: Sequence[str]) -> dict[str, torch.Tensor]:
-        """uint8 masks (B, H, W) of frame 21 for each name in `names` (predictors and 'oracle')."""
-        inputs: torch.Tensor = batch["inputs"]
-        b = len(inputs)
+    def predict(self, batch: dict, names: Sequence[str], true_masks: bool = False) -> dict[str, torch.Tensor]:
+        """uint8 masks (B, H, W) of frame 21 for each name in `names` (predictors, 'oracle', 'copy_last').
+
+        `true_masks`: the mask predictors read the batch's true masks of frames 0..10 (`masks_in`).
+        """
+        inputs = batch.get("inputs")
         out: dict[str, torch.Tensor] = {}
         masks_in = None
-        if {"mask_simvp", "mask_extrapolation"} & set(names):
+        if true_masks:
+            masks_in = batch["masks_in"].to(torch.uint8)
+        elif set(MASK_PREDICTORS) & set(names):
+            b = len(inputs)
             masks_in = self._segment(inputs.flatten(0, 1)).view(b, NUM_INPUT_FRAMES, *inputs.shape[-2:])
         for name in names:
-            if name == "frame10_baseline":
+            if name == "copy_last":
+                out[name] = masks_in[:, -1]
+            elif name == "frame10_baseline":
                 out[name] = masks_in[:, -1] if masks_in is not None else self._segment(inputs[:, -1])
             elif name == "oracle":
                 out[name] = self._segment(batch["frame21"])
@@ -104,20 +130,20 @@ class Forecaster:
                 logits = self.mask_model(masks_in.long().to(self.device))
                 out[name] = logits.argmax(1).to(torch.uint8).cpu()
             elif name == "mask_extrapolation":
-                from SSL_convLSTM_Reconstructor.mask_extrapolation import extrapolate_masks
-                out[name] = torch.as_tensor(extrapolate_masks(masks_in.numpy())).to(torch.uint8)
+                from SSL_convLSTM_Reconstructor.extrapolation import extrapolate_masks
+                out[name] = torch.as_tensor(extrapolate_masks(masks_in.numpy(), self.extrapolation)).to(torch.uint8)
             else:
                 raise ValueError(f"unknown predictor {name!r}")
         return out
 
 
 def forecast_split(forecaster: Forecaster, dataset: ForecastVideos, names: Sequence[str], batch_size: int = 8,
-                   workers: int = 0, progress: bool = True) -> dict[str, torch.Tensor]:
+                   workers: int = 0, progress: bool = True, true_masks: bool = False) -> dict[str, torch.Tensor]:
     """uint8 predictions (N, H, W) per name for every video, in the dataset's (ascending id) order."""
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     for batch in tqdm(loader, desc=f"forecasting {dataset.reader.split}", unit="batch", disable=not progress):
-        for name, pred in forecaster.predict(batch, names).items():
+        for name, pred in forecaster.predict(batch, names, true_masks).items():
             chunks[name].append(pred)
     return {n: torch.cat(c) for n, c in chunks.items()}
 
@@ -154,6 +180,14 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
     if predictor in (None, "mask_simvp"):
         parser.add_argument("--saved_mask_model_dir", type=Path, default=MASK_SIMVP_CHECKPOINTS,
                             help="mask-SimVP checkpoint file, or a folder holding best.pt")
+    if predictor in (None, "mask_extrapolation"):
+        parser.add_argument("--saved_extrapolation_dir", type=Path, default=EXTRAPOLATION_FIT,
+                            help="the extrapolation's fit: extrapolation.json or a folder holding it "
+                                 "(made by SSL_convLSTM_Reconstructor/fit_extrapolation.py)")
+    if split is None:
+        parser.add_argument("--input_masks", choices=["unet", "true"], default="unet",
+                            help="what the mask predictors read: the U-Net's masks of frames 0..10, or "
+                                 "(val/train) the true masks, scored against copy_last with no U-Net")
     parser.add_argument("--out_dir", type=Path, default=None,
                         help="where outputs go (default: results/<split>_<predictor>/)")
     parser.add_argument("--force", action="store_true", help="overwrite outputs already in --out_dir")
@@ -165,10 +199,40 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
     return parser
 
 
+def row_names(args: argparse.Namespace, true_masks: bool) -> list[str]:
+    """The rows to compute: the predictor, the compared ones and the reference rows of the split."""
+    compare = list(getattr(args, "compare", []) or [])
+    if true_masks:
+        if args.split == "hidden":
+            raise UserInputError("--input_masks true needs a labeled split (val or train): hidden has no masks")
+        wrong = [n for n in [args.predictor, *compare] if n not in MASK_PREDICTORS]
+        if wrong:
+            raise UserInputError(f"--input_masks true runs the mask predictors {MASK_PREDICTORS} only, not {wrong[0]}")
+        return list(dict.fromkeys([args.predictor, *compare, *TRUE_MASK_ROWS]))
+    return list(dict.fromkeys([args.predictor, *compare, *(REFERENCE_ROWS if args.split != "hidden" else [])]))
+
+
+def build_forecaster(args: argparse.Namespace, names: Sequence[str], true_masks: bool) -> Forecaster:
+    """Load what the rows need, and nothing else (from true masks: no U-Net at all)."""
+    device = pick_device(args.device)
+    segmenter = None if true_masks else load_segmenter(args.saved_seg_model_dir, device)
+    # A preset hides the flags of models it does not use; --compare may still ask for them.
+    reconstructor = (load_reconstructor(getattr(args, "saved_recon_model_dir", RECON_CHECKPOINTS), device)
+                     if "reconstructor" in names else None)
+    mask_model = (load_mask_simvp(getattr(args, "saved_mask_model_dir", MASK_SIMVP_CHECKPOINTS), device)
+                  if "mask_simvp" in names else None)
+    extrapolation = (load_extrapolation(getattr(args, "saved_extrapolation_dir", EXTRAPOLATION_FIT))
+                     if "mask_extrapolation" in names else None)
+    chain_path = getattr(args, "saved_chain_seg_model_dir", None)
+    chain_segmenter = load_segmenter(chain_path, device) if chain_path and reconstructor is not None else None
+    return Forecaster(segmenter, reconstructor, mask_model, chain_segmenter=chain_segmenter,
+                      extrapolation=extrapolation, device=device)
+
+
 def run(args: argparse.Namespace, progress: bool = True) -> dict:
     """Forecast, score (val) and write the outputs; returns the results dict."""
     split, primary = args.split, args.predictor
-    compare = list(getattr(args, "compare", []) or [])
+    true_masks = getattr(args, "input_masks", "unet") == "true"
     out_dir: Path = args.out_dir or RESULTS_ROOT / f"{split}_{primary}"
     outputs = (["submission.pt", "video_ids.json"] if split == "hidden"
                else ["predictions.pt", "video_ids.json", "results.json"])
@@ -176,26 +240,16 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict:
     if existing and not args.force:
         raise UserInputError(f"{existing[0]}: already exists; pass --force to overwrite it")
     labeled = split != "hidden"
-    names = list(dict.fromkeys([primary, *compare, *(REFERENCE_ROWS if labeled else [])]))
-
-    device = pick_device(args.device)
-    segmenter = load_segmenter(args.saved_seg_model_dir, device)
-    # A preset hides the flags of models it does not use; --compare may still ask for them.
-    reconstructor = (load_reconstructor(getattr(args, "saved_recon_model_dir", RECON_CHECKPOINTS), device)
-                     if "reconstructor" in names else None)
-    mask_model = (load_mask_simvp(getattr(args, "saved_mask_model_dir", MASK_SIMVP_CHECKPOINTS), device)
-                  if "mask_simvp" in names else None)
-    chain_path = getattr(args, "saved_chain_seg_model_dir", None)
-    chain_segmenter = load_segmenter(chain_path, device) if chain_path and reconstructor is not None else None
-    use_cache = not args.no_cache
-    dataset = ForecastVideos(args.root_dir, split, use_cache=use_cache)
+    names = row_names(args, true_masks)
+    forecaster = build_forecaster(args, names, true_masks)
+    dataset = ForecastVideos(args.root_dir, split, use_cache=not args.no_cache, images=not true_masks)
 
     t0 = time.monotonic()
-    forecaster = Forecaster(segmenter, reconstructor, mask_model, chain_segmenter=chain_segmenter)
-    predictions = forecast_split(forecaster, dataset, names, args.batch_size, args.workers, progress)
+    predictions = forecast_split(forecaster, dataset, names, args.batch_size, args.workers, progress, true_masks)
     seconds = time.monotonic() - t0
     ids = dataset.video_ids
-    results: dict = {"split": split, "videos": len(ids), "predictor": primary, "seconds": round(seconds, 1)}
+    results: dict = {"split": split, "videos": len(ids), "predictor": primary, "seconds": round(seconds, 1),
+                     "input_masks": "true" if true_masks else "unet"}
     if labeled:
         jaccard, per_class = score(predictions, dataset.target_masks())
         results.update(jaccard=jaccard, per_class_iou=per_class)
@@ -204,7 +258,7 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict:
             if name != primary:
                 atomic_torch_save(predictions[name], out_dir / f"predictions_{name}.pt")
         atomic_write_json(results, out_dir / "results.json")
-        print_table(jaccard, len(ids))
+        print_table(jaccard, len(ids), split)
     else:
         atomic_torch_save(predictions[primary], out_dir / "submission.pt")
         log.info("wrote %s: %d masks of %s", out_dir / "submission.pt", len(ids), primary)
@@ -212,9 +266,9 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict:
     return results
 
 
-def print_table(jaccard: dict[str, float], videos: int) -> None:
+def print_table(jaccard: dict[str, float], videos: int, split: str = "val") -> None:
     width = max(len(n) for n in jaccard)
-    print(f"\nval Jaccard over {videos} videos")
+    print(f"\n{split} Jaccard over {videos} videos")
     for name, value in jaccard.items():
         print(f"  {name:<{width}}  {value:.4f}")
 

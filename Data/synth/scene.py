@@ -2,7 +2,8 @@
 
 World coordinates: the floor is the plane z = 0, x points right in the image, y away from the
 camera, z up; lengths are in "floor units" (an object is about 1.2 units across). Time is in
-frames. Objects slide on the floor with Coulomb friction and collide elastically as discs.
+frames. Objects slide on the floor with Coulomb friction and collide elastically as discs
+(`Data.world`: the camera and the disc simulation, shared with the mask predictors).
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from Data.layout import COLOURS, HEIGHT, MATERIALS, NUM_FRAMES, SHAPES, WIDTH, class_id
+from Data.layout import COLOURS, MATERIALS, NUM_FRAMES, SHAPES, class_id
+from Data.world import Camera, MotionLaw, simulate
 
 CUBE, SPHERE, CYLINDER = 0, 1, 2
 METAL, RUBBER = 0, 1
@@ -19,60 +21,6 @@ METAL, RUBBER = 0, 1
 # Collision disc radius relative to the half size: a cube's disc lies between its inscribed
 # (1.0) and circumscribed (1.41) circles, so corners rarely overlap visibly.
 COLLISION_SCALE = {CUBE: 1.2, SPHERE: 1.0, CYLINDER: 1.0}
-
-
-@dataclass(frozen=True)
-class Camera:
-    """Fixed pinhole camera above the floor, looking along +y and tilted down by `pitch_deg`.
-
-    The defaults follow CLEVR's camera (26 degrees down, 49 degree horizontal field of view).
-    Pixel (row i, column j) has its centre at image coordinates (u, v) = (j + 0.5, i + 0.5).
-    """
-
-    height: float = 6.4
-    pitch_deg: float = 22.0
-    hfov_deg: float = 34.7
-    width: int = WIDTH
-    height_px: int = HEIGHT
-
-    @property
-    def position(self) -> np.ndarray:
-        return np.array([0.0, 0.0, self.height])
-
-    @property
-    def focal_px(self) -> float:
-        return 0.5 * self.width / math.tan(math.radians(self.hfov_deg) / 2)
-
-    @property
-    def axes(self) -> np.ndarray:
-        """Rows: the camera's right, down and forward unit vectors in world coordinates."""
-        p = math.radians(self.pitch_deg)
-        return np.array([[1.0, 0.0, 0.0],
-                         [0.0, -math.sin(p), -math.cos(p)],
-                         [0.0, math.cos(p), -math.sin(p)]])
-
-    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """World points (..., 3) -> image coordinates u, v and depth along the optical axis."""
-        cam = (np.asarray(points, dtype=np.float64) - self.position) @ self.axes.T
-        depth = cam[..., 2]
-        safe = np.where(depth > 1e-6, depth, 1e-6)
-        u = self.width / 2 + self.focal_px * cam[..., 0] / safe
-        v = self.height_px / 2 + self.focal_px * cam[..., 1] / safe
-        return u, v, depth
-
-    def rays(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Unit world directions (..., 3) of the rays through image coordinates (u, v)."""
-        right, down, fwd = self.axes
-        x = (np.asarray(u, dtype=np.float64) - self.width / 2) / self.focal_px
-        y = (np.asarray(v, dtype=np.float64) - self.height_px / 2) / self.focal_px
-        d = fwd + x[..., None] * right + y[..., None] * down
-        return d / np.linalg.norm(d, axis=-1, keepdims=True)
-
-    def floor_point(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Floor points (..., 2) seen at image coordinates (u, v) (rows below the horizon only)."""
-        d = self.rays(u, v)
-        t = self.height / -d[..., 2]
-        return (self.position + t[..., None] * d)[..., :2]
 
 
 @dataclass
@@ -123,74 +71,6 @@ class Scene:
     camera: Camera
     objects: list[SceneObject] = field(default_factory=list)
     num_frames: int = NUM_FRAMES
-
-
-def simulate(pos0: np.ndarray, vel0: np.ndarray, radius: np.ndarray, mass: np.ndarray,
-             num_frames: int = NUM_FRAMES, friction: float = 0.006, substeps: int = 8,
-             restitution: float = 1.0, spin0: np.ndarray | None = None,
-             keep_initial_contacts: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Slide discs on the floor and let them collide; returns positions and velocities (T, n, 2), yaw (T, n).
-
-    Friction is a constant deceleration (units per frame^2) until the disc stops; collisions are
-    impulses along the line of centres, so momentum is conserved exactly and, with restitution 1,
-    kinetic energy too. Yaw starts at 0 and turns at the spin rate, which friction also slows;
-    a glancing collision adds spin, so hit cubes turn.
-
-    `keep_initial_contacts`, for states estimated from images (mask extrapolation): pairs that
-    overlap at the start (objects resting in contact, or position noise) neither collide nor
-    get pushed apart until they have separated once.
-    """
-    pos = np.array(pos0, dtype=np.float64).reshape(-1, 2).copy()
-    vel = np.array(vel0, dtype=np.float64).reshape(-1, 2).copy()
-    n = len(pos)
-    radius = np.asarray(radius, dtype=np.float64)
-    mass = np.asarray(mass, dtype=np.float64)
-    spin = np.zeros(n) if spin0 is None else np.array(spin0, dtype=np.float64)
-    yaw = np.zeros(n)
-    dt = 1.0 / substeps
-    out_p = np.empty((num_frames, n, 2))
-    out_v = np.empty((num_frames, n, 2))
-    out_y = np.empty((num_frames, n))
-    # Pairs allowed to collide (upper triangle used); see keep_initial_contacts.
-    gap = np.hypot(*(pos[:, None] - pos[None]).transpose(2, 0, 1)) - (radius[:, None] + radius[None, :])
-    free = gap >= 0 if keep_initial_contacts else np.ones((n, n), dtype=bool)
-    for t in range(num_frames):
-        out_p[t], out_v[t], out_y[t] = pos, vel, yaw
-        if t == num_frames - 1:
-            break
-        for _ in range(substeps):
-            pos += vel * dt
-            yaw += spin * dt
-            for i in range(n):
-                for j in range(i + 1, n):
-                    d = pos[j] - pos[i]
-                    dist = math.hypot(d[0], d[1])
-                    overlap = radius[i] + radius[j] - dist
-                    if overlap <= 0:
-                        free[i, j] = True
-                    if overlap <= 0 or dist < 1e-9 or not free[i, j]:
-                        continue
-                    normal = d / dist
-                    rel = vel[j] - vel[i]
-                    approach = rel @ normal
-                    if approach < 0:
-                        impulse = -(1 + restitution) * approach / (1 / mass[i] + 1 / mass[j])
-                        vel[i] -= impulse / mass[i] * normal
-                        vel[j] += impulse / mass[j] * normal
-                        tangential = rel[0] * normal[1] - rel[1] * normal[0]
-                        spin[i] += 0.15 * tangential / radius[i]
-                        spin[j] += 0.15 * tangential / radius[j]
-                    # Separate overlapping discs in proportion to their inverse mass; this moves
-                    # positions only, so momentum is untouched.
-                    w = 1 / mass[i] + 1 / mass[j]
-                    pos[i] -= normal * overlap * (1 / mass[i]) / w
-                    pos[j] += normal * overlap * (1 / mass[j]) / w
-            speed = np.hypot(vel[:, 0], vel[:, 1])
-            moving = speed > 0
-            scale = np.where(moving, np.maximum(speed - friction * dt, 0.0) / np.where(moving, speed, 1), 0.0)
-            vel *= scale[:, None]
-            spin = np.sign(spin) * np.maximum(np.abs(spin) - 0.004 * dt, 0.0)
-    return out_p, out_v, out_y
 
 
 @dataclass(frozen=True)
@@ -285,7 +165,7 @@ def _sample_once(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, num
 
     mass = np.ones(n)
     spin0 = rng.uniform(-0.03, 0.03, size=n) * (np.hypot(vel[:, 0], vel[:, 1]) > 0)
-    traj, _, yaw = simulate(pos, vel, coll_r, mass, num_frames, cfg.friction, spin0=spin0)
+    traj, _, yaw = simulate(pos, vel, coll_r, mass, num_frames, MotionLaw(friction=cfg.friction), spin0=spin0)
     yaw0 = rng.uniform(0, math.pi / 2, size=n)
     objects = []
     for i, c in enumerate(classes):
