@@ -11,7 +11,7 @@ from common.checkpoint import load_model
 from common.errors import UserInputError
 from conftest import write_fake_root
 from Data.reading import DatasetError
-from SSL_convLSTM_Reconstructor import train_mask_predictor
+from SSL_convLSTM_Reconstructor import fit_extrapolation, train_mask_predictor
 from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
 from SSL_convLSTM_Reconstructor.pseudo_labels import (MODEL_FRAMES, MaskSequences, load_pseudo_labels,
                                                        make_pseudo_labels)
@@ -104,9 +104,10 @@ def test_mask_predictor_trains_and_every_predictor_is_scored(labelled, tiny_unet
     model, _ = load_model(out, MaskSimVP)
     assert model.config["hid_s"] == 8
 
+    fit_extrapolation.main(["--root_dir", str(labelled), "--out_dir", str(tmp_path / "fit"), "--workers", "1"])
     argv = ["--root_dir", str(labelled), "--split", "val", "--predictor", "mask_simvp", "--compare",
             "mask_extrapolation", "--saved_seg_model_dir", str(tiny_unet), "--saved_mask_model_dir", str(out),
-            "--out_dir", str(tmp_path / "val")]
+            "--saved_extrapolation_dir", str(tmp_path / "fit"), "--out_dir", str(tmp_path / "val")]
     results = run(build_parser().parse_args(argv), progress=False)
     assert set(results["jaccard"]) == {"mask_simvp", "mask_extrapolation", "frame10_baseline", "oracle"}
     assert all(0 <= v <= 1 for v in results["jaccard"].values())
