@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from common.cli import ArgumentParser, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
 from Data.layout import (NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, class_attributes,  # noqa: E402
                          frame_name, list_videos)
@@ -185,8 +186,8 @@ def format_table(columns: dict[str, dict[str, str]]) -> str:
     return "\n".join([head, sep, *body])
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", type=Path, default=Path(__file__).resolve().parent,
                         help="data root holding <split>/video_<id>/mask.npy (default: the repo's Data/)")
     parser.add_argument("--split", default="train", help="labelled split to measure (default: train)")
@@ -194,11 +195,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="a second data root (e.g. ../shared/real_sample) shown in a second column")
     parser.add_argument("--compare_split", default=None,
                         help="split of --compare to measure (default: train, where the real samples live)")
-    parser.add_argument("--limit", type=int, default=None, help="measure at most this many videos per root")
+    parser.add_argument("--limit", type=positive_int, default=None, help="measure at most this many videos per root")
     parser.add_argument("--images", action="store_true",
                         help="also measure the frames' fine detail (noise, texture, outline contrast) "
                              "on frames 0/7/14/21 of at most --limit (default 40) videos")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     splits = {str(args.root_dir): args.root_dir / args.split}
     if args.compare is not None:
         splits[str(args.compare)] = args.compare / (args.compare_split or "train")
