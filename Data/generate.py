@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
                         help="videos per split: tiny (24/12/48/12, seconds), small (300/100/1000/100), "
                              "full (the competition's 1000/1000/13000/2000) (default: tiny)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed of the whole dataset (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="random seed of the whole dataset (default: 0)")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="parallel worker processes (default: all CPU cores); output does not depend on it")
     parser.add_argument("--force", action="store_true",

@@ -20,7 +20,7 @@ from tqdm import tqdm  # noqa: E402
 
 from common.cli import ArgumentParser, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
-from Data.layout import (NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, class_attributes,  # noqa: E402
+from Data.layout import (LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, class_attributes,  # noqa: E402
                          frame_name, list_videos)
 
 log = logging.getLogger(__name__)
@@ -190,10 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", type=Path, default=Path(__file__).resolve().parent,
                         help="data root holding <split>/video_<id>/mask.npy (default: the repo's Data/)")
-    parser.add_argument("--split", default="train", help="labelled split to measure (default: train)")
+    parser.add_argument("--split", default="train", choices=LABELED_SPLITS,
+                        help="labelled split to measure (default: train)")
     parser.add_argument("--compare", type=Path, default=None,
                         help="a second data root (e.g. ../shared/real_sample) shown in a second column")
-    parser.add_argument("--compare_split", default=None,
+    parser.add_argument("--compare_split", default=None, choices=LABELED_SPLITS,
                         help="split of --compare to measure (default: train, where the real samples live)")
     parser.add_argument("--limit", type=positive_int, default=None, help="measure at most this many videos per root")
     parser.add_argument("--images", action="store_true",

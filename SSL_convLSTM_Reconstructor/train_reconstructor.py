@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--grad_weight", type=non_negative_float, default=1.0, help="weight of the image-gradient L1 term")
     lo.add_argument("--ssim_weight", type=non_negative_float, default=0.0, help="weight of a (1 - SSIM) term")
     parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
-    parser.add_argument("--samples", type=non_negative_int, default=3, help="held-out clips drawn to samples/epoch_N.png")
+    parser.add_argument("--samples", type=non_negative_int, default=3,
+                        help="held-out clips drawn to samples/epoch_N.png")
     add_training_args(parser, out_dir=RECON_CHECKPOINTS, epochs=10, batch_size=4, lr=1e-3)
     return parser
 

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="channels of the first level (0: 64 on CUDA, ~31M parameters; 16 on CPU)")
     parser.add_argument("--depth", type=positive_int, default=4, help="number of down/up levels")
     parser.add_argument("--bilinear", action="store_true", help="bilinear upsampling instead of transposed convs")
-    parser.add_argument("--dice", type=non_negative_float, default=0.0, help="weight of a soft-Dice term added to cross-entropy")
+    parser.add_argument("--dice", type=non_negative_float, default=0.0,
+                        help="weight of a soft-Dice term added to cross-entropy")
     parser.add_argument("--crop", type=crop_size, default=None,
                         help="train on random HxW crops, e.g. 96x128 (default: whole frames)")
     parser.add_argument("--no_flip", action="store_true", help="disable random horizontal flips")

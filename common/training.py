@@ -34,10 +34,12 @@ def add_training_args(parser: argparse.ArgumentParser, *, out_dir: Path, epochs:
                       lr: float) -> None:
     """Flags every trainer has; each trainer states its own defaults here, once."""
     g = parser.add_argument_group("training")
-    g.add_argument("--out_dir", type=Path, default=out_dir, help=f"where best.pt, last.pt and history go (default: {out_dir})")
+    g.add_argument("--out_dir", type=Path, default=out_dir,
+                   help=f"where best.pt, last.pt and history go (default: {out_dir})")
     g.add_argument("--epochs", type=positive_int, default=epochs, help="number of epochs")
     g.add_argument("--batch_size", type=positive_int, default=batch_size, help="batch size per process")
-    g.add_argument("--lr", type=positive_float, default=lr, help="peak learning rate of AdamW (cosine decay, 1 warm-up epoch share)")
+    g.add_argument("--lr", type=positive_float, default=lr,
+                   help="peak learning rate of AdamW (cosine decay, 1 warm-up epoch share)")
     g.add_argument("--weight_decay", type=non_negative_float, default=1e-4, help="AdamW weight decay")
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights, shuffling and augmentation")
     g.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader worker processes")
@@ -45,7 +47,8 @@ def add_training_args(parser: argparse.ArgumentParser, *, out_dir: Path, epochs:
     g.add_argument("--no_amp", action="store_true", help="disable mixed precision on CUDA")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
     g.add_argument("--resume", action="store_true", help="continue from last.pt in --out_dir")
-    g.add_argument("--max_steps_per_epoch", type=non_negative_int, default=0, help="cap on optimizer steps per epoch (0: a full pass)")
+    g.add_argument("--max_steps_per_epoch", type=non_negative_int, default=0,
+                   help="cap on optimizer steps per epoch (0: a full pass)")
     g.add_argument("--budget_minutes", type=non_negative_float, default=0.0,
                    help="stop after this much training time, finishing with an evaluation (0: no limit)")
     g.add_argument("--no_progress", action="store_true", help="hide tqdm bars (logs stay)")

@@ -51,7 +51,7 @@ from tqdm import tqdm  # noqa: E402
 
 from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
-from Data.layout import class_attributes  # noqa: E402
+from Data.layout import LABELED_SPLITS, class_attributes  # noqa: E402
 from Data.reading import SplitReader  # noqa: E402
 from Data.synth import render  # noqa: E402
 from Data.synth.scene import CUBE, METAL, RUBBER, Camera, Scene, SceneConfig, SceneObject  # noqa: E402
@@ -630,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real_root", type=Path, required=True,
                         help="root of real labelled videos (e.g. ../shared/real_sample)")
-    parser.add_argument("--split", default="train", help="split of --real_root holding mask.npy (default: train)")
+    parser.add_argument("--split", default="train", choices=LABELED_SPLITS,
+                        help="split of --real_root holding mask.npy (default: train)")
     parser.add_argument("--out", type=Path, default=render.LIGHTING_FILE,
                         help=f"JSON file to write (default: {render.LIGHTING_FILE.name} beside the renderer)")
     parser.add_argument("--limit", type=positive_int, default=None, help="read at most this many videos (default: all)")
