@@ -72,7 +72,10 @@ def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequenc
         if manifest is not None:
             log.info("%s: the U-Net, the videos or the frames asked for changed; pseudo-labels are rebuilt", out)
         shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
+        try:
+            out.mkdir(parents=True)
+        except OSError as err:   # a read-only data root: say where, instead of a traceback
+            raise DatasetError(f"{out}: cannot write the pseudo-labels here ({err.strerror or err})") from None
         np.lib.format.open_memmap(out / "masks.npy", "w+", np.uint8, (len(reader), NUM_FRAMES, HEIGHT, WIDTH))
         np.save(out / "done.npy", np.zeros(len(reader), bool))
         atomic_write_json(want, manifest_path)
