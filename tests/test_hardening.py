@@ -193,6 +193,13 @@ def test_unwritable_cache_falls_back_to_pngs(fake_root, caplog):
     assert "cannot write the frame cache" in caplog.text
 
 
+def test_unwritable_pseudo_label_folder_is_one_line(fake_root, tiny_unet):
+    from SSL_convLSTM_Reconstructor.pseudo_labels import make_pseudo_labels
+    (fake_root / "pseudo_labels").write_text("not a folder")
+    with pytest.raises(DatasetError, match="cannot write the pseudo-labels here"):
+        make_pseudo_labels(fake_root, "val", tiny_unet, progress=False)
+
+
 # --- 10. worker errors, output folders, the demo's checkpoint reader ------------------------------
 
 def test_error_in_a_dataloader_worker_is_one_line(session_root, tmp_path):
