@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common.cli import ArgumentParser, positive_int  # noqa: E402
 from common.metrics import jaccard_index  # noqa: E402
 from common.paths import REAL_SAMPLE  # noqa: E402
 from Data.layout import NUM_INPUT_FRAMES, TARGET_FRAME  # noqa: E402
@@ -99,14 +100,18 @@ def time_fit(root: Path, workers: int) -> None:
           f"masks loaded before the clock starts)")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real_root", type=Path, default=REAL_SAMPLE,
                         help="real labelled videos (its train/ split) for the leave-one-out table")
     parser.add_argument("--root_dir", type=Path, default=None, help="a generated root with train/ and val/")
     parser.add_argument("--fit_root", type=Path, default=None, help="a root whose train/ split times the fit")
-    parser.add_argument("--workers", type=int, default=2, choices=[1, 2, 3, 4], help="processes of the fit")
-    args = parser.parse_args(argv)
+    parser.add_argument("--workers", type=positive_int, default=2, help="processes of the fit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     real = load_masks(args.real_root, "train")
     if len(real) >= 2:
         leave_one_out(real, args.workers)

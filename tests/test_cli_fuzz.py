@@ -39,7 +39,8 @@ SCRIPTS = {
     "benchmarks/bench_readers.py": ("bench_readers", ()),
     "benchmarks/bench_realism.py": ("bench_realism", ()),
     "benchmarks/bench_reconstructor.py": ("bench_reconstructor", ()),
-    # benchmarks/bench_extrapolation.py is left out while its module is split (its CLI changes with it).
+    "benchmarks/bench_extrapolation.py": ("bench_extrapolation", ()),
+    "SSL_convLSTM_Reconstructor/fit_extrapolation.py": ("SSL_convLSTM_Reconstructor.fit_extrapolation", ()),
 }
 
 BAD_VALUES = {

@@ -15,7 +15,7 @@
 4. Tracking window, each shape's drag (its friction refitted at it), restitution and each
    shape's collision radius (multiples of its measured plane size) by grid search on the
    forecast error: the mean distance between each object's predicted and true centroid at the
-   target frame, in units of the object's size there (sqrt(area)), capped at `CAP` (an object
+   target frame, in units of the object's size there (sqrt(area)), capped at `scoring.CAP` (an object
    that far off no longer overlaps its truth), over objects seen in the inputs and fully seen
    at the target: a stand-in for the Jaccard index that needs no painting.
 Everything is computed from the masks alone: no camera, no simulator constant.
@@ -23,18 +23,18 @@ Everything is computed from the masks alone: no camera, no simulator constant.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, SHAPES, class_attributes
+from Data.layout import SHAPES, class_attributes
 from Data.world import MotionLaw, PlaneView
 from SSL_convLSTM_Reconstructor.extrapolation.motion import plane_track
 from SSL_convLSTM_Reconstructor.extrapolation.params import ExtrapolationParams
-from SSL_convLSTM_Reconstructor.extrapolation.predictor import Objects, fit_objects, forecast_positions
-from SSL_convLSTM_Reconstructor.extrapolation.tracking import Track, as_numpy_masks, track_objects
+from SSL_convLSTM_Reconstructor.extrapolation.scoring import (Scorer, VideoTracks, copy_errors, parallel,
+                                                              track_for_fit)
+from SSL_convLSTM_Reconstructor.extrapolation.tracking import track_objects
 
-CAP = 1.0                         # an object off by its own size overlaps its truth no more than one farther off
 MIN_STEP_PX = 1.5                 # displacements below this (px) are too noisy to pair
 MIN_COS = 0.9                     # pairs turning more than ~25 degrees hold a collision
 MIN_PAIRS = 20                    # a shape with fewer pairs gets the pooled law
@@ -48,14 +48,6 @@ DRAG_GRID = (1.0, 0.98, 0.95, 0.92, 0.88)
 RADIUS_GRID = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)       # collision radius / the shape's plane size
 RADIUS_SHAPE_GRID = (0.85, 0.93, 1.07, 1.15)         # then each shape's radius times these
 RESTITUTION_GRID = (0.5, 0.75, 1.0)
-
-
-@dataclass
-class VideoTracks:
-    """One labelled video as the fit sees it: tracks of the input frames and of all frames."""
-    inputs: dict[int, Track]
-    whole: dict[int, Track]
-    target: int                     # index of the target frame in `whole`
 
 
 def size_lines(seq: np.ndarray, min_area: int = 15, min_y_range: float = 20.0) -> list[tuple[bool, float]]:
@@ -151,7 +143,7 @@ def fit_laws(videos: list[VideoTracks], params: ExtrapolationParams,
     return replace(params, drag=tuple(m.drag for m in laws), friction=tuple(m.friction for m in laws))
 
 
-def search_drags(score: "Scorer", videos: list[VideoTracks], params: ExtrapolationParams,
+def search_drags(score: Scorer, videos: list[VideoTracks], params: ExtrapolationParams,
                  report: dict) -> ExtrapolationParams:
     """Per shape, the drag (friction refitted at it) of lowest forecast error, the others fixed.
 
@@ -189,7 +181,7 @@ def shape_sizes(videos: list[VideoTracks], view) -> tuple[float, float, float]:
     return tuple(float(np.median(v if v else pooled)) for v in sizes.values())
 
 
-def search_radii(score: "Scorer", videos: list[VideoTracks], params: ExtrapolationParams,
+def search_radii(score: Scorer, videos: list[VideoTracks], params: ExtrapolationParams,
                  report: dict) -> ExtrapolationParams:
     """Restitution and a radius per shape (a multiple of its size, then each shape's own factor)."""
     sizes = np.array(shape_sizes(videos, params.view))
@@ -211,106 +203,6 @@ def search_radii(score: "Scorer", videos: list[VideoTracks], params: Extrapolati
             if err < best_err:
                 best, best_err = cand, err
     return best
-
-
-def video_errors(video: VideoTracks, params: ExtrapolationParams, objects: Objects | None = None) -> list[float]:
-    """Distances between predicted and true centroids at the target frame over the object's size
-    (capped at `CAP`), one per object."""
-    objects = objects if objects is not None else fit_objects(video.inputs, params)
-    errors = []
-    for cid, (y, x) in forecast_positions(objects, params, video.target - (NUM_INPUT_FRAMES - 1)).items():
-        tr = video.whole.get(cid)
-        if tr is None or not tr.full[video.target]:
-            continue
-        err = np.hypot(y - tr.cy[video.target], x - tr.cx[video.target]) / np.sqrt(tr.area[video.target])
-        errors.append(CAP if not np.isfinite(err) else min(err, CAP))
-    return errors
-
-
-def copy_errors(video: VideoTracks) -> list[float]:
-    """`video_errors` of leaving every object where it was last seen in the input frames."""
-    errors = []
-    for cid, tr in video.inputs.items():
-        whole = video.whole.get(cid)
-        last = np.flatnonzero(tr.visible)
-        if whole is None or not whole.full[video.target] or not last.size:
-            continue
-        t = last[-1]
-        err = np.hypot(tr.cy[t] - whole.cy[video.target], tr.cx[t] - whole.cx[video.target])
-        errors.append(min(err / np.sqrt(whole.area[video.target]), CAP))
-    return errors
-
-
-class Scorer:
-    """Forecast errors of candidate parameters on a fixed set of videos, in worker processes.
-
-    A context manager: the workers start once (forked, so they inherit the tracks instead of
-    receiving them) and serve every candidate. The objects' fitted states depend on the view,
-    the laws and the window only, so a search over collision parameters reuses them
-    (`keep_states`).
-    """
-
-    def __init__(self, videos: list[VideoTracks], workers: int = 1) -> None:
-        self.videos, self.workers = videos, max(1, min(workers, len(videos)))
-        self.chunks = np.array_split(np.arange(len(videos)), self.workers)
-        self.states: list[Objects] | None = None
-        self.pool = None
-
-    def __enter__(self) -> "Scorer":
-        global _VIDEOS
-        _VIDEOS = self.videos
-        if self.workers > 1:
-            import multiprocessing as mp
-            self.pool = mp.get_context("fork").Pool(self.workers)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool = None
-
-    def __call__(self, params: ExtrapolationParams, keep_states: bool = False) -> float:
-        if not keep_states or self.states is None:
-            self.states = self._map(_states_of, params)
-        errors = self._map(_errors_of, params, self.states)
-        flat = [e for errs in errors for e in errs]
-        return float(np.mean(flat)) if flat else float("nan")
-
-    def _map(self, fn, params, states=None) -> list:
-        jobs = [(fn, idx, params, None if states is None else [states[i] for i in idx]) for idx in self.chunks]
-        if self.pool is None:
-            return _run(jobs[0])
-        return [x for part in self.pool.map(_run, jobs) for x in part]
-
-
-_VIDEOS: list[VideoTracks] = []
-
-
-def _run(job) -> list:
-    fn, idx, params, states = job
-    return [fn(_VIDEOS[i], params, None if states is None else states[k]) for k, i in enumerate(idx)]
-
-
-def _states_of(video: VideoTracks, params: ExtrapolationParams, _=None) -> Objects:
-    return fit_objects(video.inputs, params)
-
-
-def _errors_of(video: VideoTracks, params: ExtrapolationParams, objects: Objects) -> list[float]:
-    return video_errors(video, params, objects)
-
-
-def prepare(sequences: list, horizon_y: float, min_area: int = 15, occlusion_ratio: float = 0.85,
-            num_classes: int = NUM_CLASSES) -> list[VideoTracks]:
-    """Track each (T, H, W) sequence twice: its input frames alone (what the predictor sees) and whole."""
-    videos = []
-    for seq in sequences:
-        seq = as_numpy_masks(seq, 3, "fit", num_classes)
-        if seq.shape[0] <= NUM_INPUT_FRAMES:
-            raise ValueError(f"sequences need more than {NUM_INPUT_FRAMES} frames, got {seq.shape[0]}")
-        inputs = track_objects(seq[:NUM_INPUT_FRAMES], min_area, occlusion_ratio, horizon_y, num_classes)
-        whole = track_objects(seq, min_area, occlusion_ratio, horizon_y, num_classes)
-        videos.append(VideoTracks(inputs, whole, seq.shape[0] - 1))
-    return videos
 
 
 def grid_search(score: Scorer, base: ExtrapolationParams, name: str, values: tuple, report: dict,
@@ -341,11 +233,11 @@ def fit_params(sequences: list, search_videos: int | None = 200, seed: int = 0,
     if not sequences:
         raise ValueError("no videos to fit on")
     t_start = time.monotonic()
-    horizon_y = horizon_row([h for hs in _parallel(size_lines, sequences[:HORIZON_VIDEOS], workers) for h in hs])
+    horizon_y = horizon_row([h for hs in parallel(size_lines, sequences[:HORIZON_VIDEOS], workers) for h in hs])
     centre_row = (sequences[0].shape[1] - 1) / 2
     if horizon_y is None or horizon_y >= -1.0:
         horizon_y = centre_row - FAR_HORIZON
-    videos = _parallel(_track_for_fit, sequences, workers, horizon_y)
+    videos = parallel(track_for_fit, sequences, workers, horizon_y)
     subset = videos
     if search_videos is not None and len(videos) > search_videos:
         pick = np.random.default_rng(seed).choice(len(videos), search_videos, replace=False)
@@ -388,34 +280,3 @@ def _search(score: Scorer, videos: list[VideoTracks], horizon_y: float, centre_r
     return params, report
 
 
-def _parallel(fn, sequences: list, workers: int, *args) -> list:
-    """[fn(seq, *args) for seq in sequences] in forked workers that inherit the sequences."""
-    global _SEQUENCES
-    if workers <= 1 or len(sequences) < 20:
-        return [fn(seq, *args) for seq in sequences]
-    import multiprocessing as mp
-    _SEQUENCES = sequences
-    try:
-        with mp.get_context("fork").Pool(workers) as pool:
-            parts = pool.starmap(_apply_slice, [(fn, k, workers, args) for k in range(workers)])
-    finally:
-        _SEQUENCES = []
-    out: list = [None] * len(sequences)
-    for k, part in enumerate(parts):
-        out[k::workers] = part
-    return out
-
-
-_SEQUENCES: list = []
-
-
-def _apply_slice(fn, start: int, step: int, args: tuple) -> list:
-    return [fn(seq, *args) for seq in _SEQUENCES[start::step]]
-
-
-def _track_for_fit(seq: np.ndarray, horizon_y: float) -> VideoTracks:
-    """`prepare` of one sequence, without the pixels: the fit never paints, so they stay behind."""
-    video = prepare([seq], horizon_y)[0]
-    for tr in (*video.inputs.values(), *video.whole.values()):
-        tr.pixels = {}
-    return video
