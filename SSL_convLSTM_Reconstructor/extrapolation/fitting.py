@@ -1,23 +1,22 @@
-"""Fit every parameter of the extrapolation on labelled videos (22-frame masks), in four steps.
+"""Fit every parameter of the extrapolation on labelled videos (22-frame masks).
 
 1. View: the horizon row from the objects' widths (all objects share one size, so on a floor
    seen by a pinhole camera a sphere's or a cylinder's width grows linearly with the row's
-   distance below the horizon);
-   when no object moves far enough across rows to show it, a horizon far above the image (no
-   perspective).
+   distance below the horizon); when no object moves far enough across rows to show it, a
+   horizon far above the image (no perspective).
 2. Motion law per shape: consecutive displacements (d_t, d_t+1) of fully seen objects on the
    plane follow d_t+1 = drag * d_t - k (k a fixed multiple of the friction); least squares with
    one round of outlier rejection over pairs that keep their direction (no collision between).
    A shape with too few pairs gets the law of all shapes together.
-3. The camera's pitch, which sets the distance to the horizon (`depth_px` = (centre row -
-   horizon row) / sin(pitch); it scales plane Y against X), by a grid search on the forecast
-   error (step 4's objective), the motion law refitted at each value.
-4. Tracking window, each shape's drag (its friction refitted at it), restitution and each
-   shape's collision radius (multiples of its measured plane size) by grid search on the
-   forecast error: the mean distance between each object's predicted and true centroid at the
-   target frame, in units of the object's size there (sqrt(area)), capped at `scoring.CAP` (an object
-   that far off no longer overlaps its truth), over objects seen in the inputs and fully seen
-   at the target: a stand-in for the Jaccard index that needs no painting.
+3. Grid searches on the forecast error (`scoring`: each object's centroid error at the target
+   frame in units of its size, capped; a stand-in for the Jaccard index that needs no
+   painting), by coordinate descent:
+   - the camera's pitch, which sets the distance to the horizon (`depth_px` = (centre row -
+     horizon row) / sin(pitch); it scales plane Y against X), the laws refitted at each value;
+   - the tracking window;
+   - each shape's drag, its friction refitted at it (one-step pairs blur the two terms);
+   - restitution and each shape's collision radius (multiples of its measured plane size);
+   - the pitch again, +-2.5 degrees around its first choice.
 Everything is computed from the masks alone: no camera, no simulator constant.
 """
 from __future__ import annotations
