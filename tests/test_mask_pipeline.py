@@ -119,3 +119,14 @@ def test_mask_predictor_trains_and_every_predictor_is_scored(labelled, tiny_unet
     with pytest.raises(UserInputError, match="holds a 'unet' model, expected 'mask_simvp'"):
         run(build_parser().parse_args([*argv[:-2], "--out_dir", str(tmp_path / "x"), "--saved_mask_model_dir",
                                        str(tiny_unet)]), progress=False)
+
+
+def test_extrapolation_fits_on_pseudo_labels(root, tiny_unet, tmp_path, capsys):
+    argv = ["--root_dir", str(root), "--split", "unlabeled", "--labels", "pseudo", "--workers", "1"]
+    with pytest.raises(SystemExit) as err:                  # only frames 0..10 and 21 are labelled yet
+        fit_extrapolation.run_cli(fit_extrapolation.main, [*argv, "--out_dir", str(tmp_path / "early")])
+    assert err.value.code == 2 and "pseudo_labels.py" in capsys.readouterr().err
+    make_pseudo_labels(root, "unlabeled", tiny_unet, range(22), progress=False)
+    record = fit_extrapolation.main([*argv, "--out_dir", str(tmp_path / "fit")])
+    assert record["fit"]["data"]["labels"] == "pseudo" and record["fit"]["data"]["split"] == "unlabeled"
+    assert record["fit"]["data"]["videos"] == 6 and record["params"]["drag"]
