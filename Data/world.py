@@ -233,20 +233,25 @@ def simulate(pos0: np.ndarray, vel0: np.ndarray, radius: np.ndarray, mass: np.nd
     return out_p, out_v, out_y
 
 
-def _reachable_pairs(pos, vel, radius, mass, ii, jj, free) -> np.ndarray:
-    """Indices into (ii, jj) of the pairs that can touch within the next frame.
+def in_reach(pos, vel, radius, mass, first, second, frames: float, margin: float = 0.0) -> np.ndarray:
+    """Which pairs (first[k], second[k]) can touch within `frames` frames (bool per pair).
 
     Collisions (restitution <= 1) and friction never add kinetic energy, so no disc can move
-    faster than sqrt(sum(m v^2) / m) this frame, nor farther than that in one frame. Pairs
-    farther apart than twice that (plus a margin for the separating pushes) cannot meet; they
-    are apart, so they count as separated (`free`).
+    faster than sqrt(sum(m v^2) / m), nor farther than that per frame: pairs farther apart than
+    twice that distance (plus `margin`) cannot meet.
     """
-    if ii.size == 0:
-        return ii
     energy = float(np.sum(mass * np.sum(vel * vel, axis=1)))
     reach = np.sqrt(energy / mass.min()) if energy > 0 else 0.0
-    gap = np.hypot(pos[jj, 0] - pos[ii, 0], pos[jj, 1] - pos[ii, 1]) - (radius[ii] + radius[jj])
-    near = gap <= 2 * reach + 0.5 * radius.max()
+    gap = np.hypot(pos[second, 0] - pos[first, 0], pos[second, 1] - pos[first, 1]) - (radius[first] + radius[second])
+    return gap <= 2 * reach * frames + margin
+
+
+def _reachable_pairs(pos, vel, radius, mass, ii, jj, free) -> np.ndarray:
+    """Indices into (ii, jj) of the pairs that can touch within the next frame; the others are
+    apart, so they count as separated (`free`). The margin covers the separating pushes."""
+    if ii.size == 0:
+        return ii
+    near = in_reach(pos, vel, radius, mass, ii, jj, 1, 0.5 * radius.max())
     free[ii[~near], jj[~near]] = True
     return np.flatnonzero(near)
 

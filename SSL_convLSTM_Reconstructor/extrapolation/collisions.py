@@ -11,22 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 from Data.layout import class_attributes
-from Data.world import simulate
+from Data.world import in_reach, simulate
 from SSL_convLSTM_Reconstructor.extrapolation.params import ExtrapolationParams
 
 
 def may_meet(pos: np.ndarray, vel: np.ndarray, radius: np.ndarray, horizon: int) -> bool:
-    """False when no two discs can touch within `horizon` frames, so sliding each alone is exact.
-
-    Equal masses: collisions and friction never add kinetic energy, so no disc outruns
-    sqrt(sum |v|^2); two discs farther apart than twice that distance over the horizon never meet.
-    """
+    """False when no two discs (equal masses) can touch within `horizon` frames, so sliding each
+    alone is exact (`Data.world.in_reach`)."""
     if len(pos) < 2:
         return False
-    reach = float(np.sqrt(np.sum(vel * vel))) * horizon
     i, j = np.triu_indices(len(pos), 1)
-    gap = np.hypot(*(pos[j] - pos[i]).T) - (radius[i] + radius[j])
-    return bool((gap <= 2 * reach + 1e-9).any())
+    return bool(in_reach(pos, vel, radius, np.ones(len(pos)), i, j, horizon, 1e-9).any())
 
 
 def move(cids: list[int], pos: np.ndarray, vel: np.ndarray, horizon: int,
