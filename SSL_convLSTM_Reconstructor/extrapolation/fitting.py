@@ -130,10 +130,11 @@ def fit_law(pairs: np.ndarray, drag: float | None = None, substeps: int = 4) -> 
     return MotionLaw(r, float(k / (c1 + kappa * (1 - r))), substeps)
 
 
-def fit_laws(videos: list[VideoTracks], params: ExtrapolationParams,
-             drags: dict[int, float] | None = None) -> ExtrapolationParams:
-    """Each shape's law from its displacement pairs (`drags`: shape -> a drag to fit the friction at)."""
-    pairs = step_pairs(videos, params)
+def fit_laws(videos: list[VideoTracks], params: ExtrapolationParams, drags: dict[int, float] | None = None,
+             pairs: dict[int, np.ndarray] | None = None) -> ExtrapolationParams:
+    """Each shape's law from its displacement pairs (`drags`: shape -> a drag to fit the friction at;
+    `pairs`: `step_pairs` of these videos in `params`' view, when already computed)."""
+    pairs = step_pairs(videos, params) if pairs is None else pairs
     pooled = np.concatenate(list(pairs.values()))
     if len(pooled) < 3:
         raise ValueError("too few moving objects to fit a motion law (need 3 pairs of fully seen steps)")
@@ -150,13 +151,14 @@ def search_drags(score: Scorer, videos: list[VideoTracks], params: Extrapolation
     pairs); the forecast over the whole horizon tells them apart. Shapes with fewer than
     `MIN_PAIRS` pairs share one drag (searched together), as they share their law's pairs.
     """
-    counts = {s: len(p) for s, p in step_pairs(videos, params).items()}
+    pairs = step_pairs(videos, params)                  # the view is fixed here: pair the steps once
+    counts = {s: len(p) for s, p in pairs.items()}
     groups = [[s] for s in counts if counts[s] >= MIN_PAIRS] + [[s for s in counts if counts[s] < MIN_PAIRS]]
     best_err = score(params)
     drags = {s: d for s, d in enumerate(params.drag)}
     for group in (g for g in groups if g):
         for drag in DRAG_GRID:
-            cand = fit_laws(videos, params, {**drags, **{s: drag for s in group}})
+            cand = fit_laws(videos, params, {**drags, **{s: drag for s in group}}, pairs)
             err = score(cand)
             report[f"{'+'.join(SHAPES[s] for s in group)} drag={drag:g}"] = round(err, 3)
             if err < best_err:
