@@ -13,30 +13,27 @@ import argparse
 import json
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-from common.checkpoint import read_checkpoint  # noqa: E402
-from common.cli import ArgumentParser, non_negative_int, positive_float, positive_int  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from common.io import check_out_dir  # noqa: E402
-from common.paths import DATA_ROOT, RESULTS_ROOT  # noqa: E402
-from Data.layout import SPLITS  # noqa: E402
-from Data.palette import colorize_mask  # noqa: E402
+from common.checkpoint import read_checkpoint
+from common.cli import ArgumentParser, non_negative_int, positive_float, positive_int
+from common.errors import run_cli
+from common.io import check_out_dir
+from common.paths import DATA_ROOT, RESULTS_ROOT
+from Data.layout import SPLITS
+from Data.palette import colorize_mask
+from predictors import choosable, row_order
 
 log = logging.getLogger("demo")
 
 DEFAULT_PREDICTOR = "mask_extrapolation"   # the best val row of the README's measured table
-ROW_ORDER = ["frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "oracle"]
 
 
 def step(title: str) -> None:
@@ -68,17 +65,17 @@ def ensure_data(root: Path, preset: str, seed: int, workers: int) -> None:
 def make_figure(root: Path, val_dir: Path, recon_ckpt: Path, path: Path, videos: int = 4) -> None:
     """Rows of val videos: frames 0 and 10, true frame 21, predicted frame 21, true mask, each predictor's mask."""
     from Data.datasets import EvalVideos
-    from Unets.inference import load_reconstructor
+    from models import load_model
 
     dataset = EvalVideos(root)
     scored = json.loads((val_dir / "results.json").read_text())
     # Rows this run scored, not files an earlier run left in the folder.
-    names = [n for n in ROW_ORDER if n in scored["jaccard"] and (val_dir / f"predictions_{n}.pt").exists()]
+    names = [n for n in row_order() if n in scored["jaccard"] and (val_dir / f"predictions_{n}.pt").exists()]
     preds = {n: torch.load(val_dir / f"predictions_{n}.pt", weights_only=True) for n in names}
     primary = scored["predictor"]
     preds[primary] = torch.load(val_dir / "predictions.pt", weights_only=True)
-    names = [n for n in ROW_ORDER if n in preds]
-    recon = load_reconstructor(recon_ckpt, torch.device("cpu"))
+    names = [n for n in row_order() if n in preds]
+    recon = load_model(recon_ckpt, "reconstructor")
     titles = ["frame 0", "frame 10", "true frame 21", "predicted frame 21", "true mask 21", *names]
     rows = []
     for i in range(min(videos, len(dataset))):
@@ -107,7 +104,7 @@ def write_report(out: Path, results: dict, settings: dict, seconds: dict[str, fl
     lines = ["# Demo results", "",
              f"Val Jaccard (competition metric, 49 classes, macro) over {results['videos']} generated val videos.", "",
              "| predictor | val JI | x frame-10 baseline |", "|---|---|---|"]
-    for name in ROW_ORDER:
+    for name in row_order():
         if name in jac:
             ratio = f"{jac[name] / base:.2f}" if base else "-"
             lines.append(f"| {name} | {jac[name]:.4f} | {ratio} |")
@@ -209,7 +206,7 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     models = ["--saved_seg_model_dir", str(ckpts / "unet"), "--saved_recon_model_dir", str(ckpts / "reconstructor"),
               "--saved_mask_model_dir", str(ckpts / "mask_simvp"), "--saved_extrapolation_dir",
               str(ckpts / "extrapolation"), *chain_seg, "--root_dir", str(root), "--force"]
-    others = [n for n in ROW_ORDER[:-1] if n != DEFAULT_PREDICTOR]
+    others = [n for n in choosable() if n != DEFAULT_PREDICTOR]   # every registered predictor
     results = run(build_parser().parse_args(["--split", "val", "--predictor", DEFAULT_PREDICTOR, "--compare", *others,
                                              "--out_dir", str(out / "val"), *models]))
     step(f"writing the hidden-set submission ({DEFAULT_PREDICTOR})")

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from common.cli import ArgumentParser  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from common.paths import DATA_ROOT  # noqa: E402
-from Data.layout import SPLITS  # noqa: E402
-from Data.reading import DatasetError, build_split_cache, cache_is_fresh, no_data_hint  # noqa: E402
+from common.cli import ArgumentParser
+from common.errors import run_cli
+from common.paths import DATA_ROOT
+from Data.layout import SPLITS
+from Data.reading import DatasetError, build_split_cache, cache_is_fresh, no_data_hint
 
 log = logging.getLogger("build_cache")
 

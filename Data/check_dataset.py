@@ -10,15 +10,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from common.cli import ArgumentParser, positive_int  # noqa: E402
-from common.errors import UserInputError  # noqa: E402
-from common.paths import DATA_ROOT  # noqa: E402
-from Data.layout import LABELED_SPLITS, SPLITS, list_videos  # noqa: E402
-from Data.reading import DatasetError, no_data_hint, read_mask, read_png, split_files  # noqa: E402
+from common.cli import ArgumentParser, positive_int
+from common.errors import UserInputError
+from common.paths import DATA_ROOT
+from Data.layout import LABELED_SPLITS, SPLITS, list_videos
+from Data.reading import DatasetError, no_data_hint, read_mask, read_png, split_files
 
 
 def check_video(video_dir: Path, split: str) -> list[str]:

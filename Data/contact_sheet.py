@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from PIL import Image, ImageDraw
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-from common.cli import ArgumentParser, non_negative_int, positive_float, positive_int  # noqa: E402
-from common.errors import UserInputError, run_cli  # noqa: E402
-from Data.layout import HEIGHT, SPLITS, TARGET_FRAME, WIDTH, frame_name, list_videos  # noqa: E402
-from Data.palette import colorize_mask  # noqa: E402
+from common.cli import ArgumentParser, non_negative_int, positive_float, positive_int
+from common.errors import UserInputError, run_cli
+from Data.layout import HEIGHT, SPLITS, TARGET_FRAME, WIDTH, frame_name, list_videos
+from Data.palette import colorize_mask
 
 log = logging.getLogger(__name__)
 

@@ -14,20 +14,17 @@ import json
 import logging
 import os
 import shutil
-import sys
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Iterable, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from common.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
-from common.errors import UserInputError, run_cli  # noqa: E402
-from Data.layout import (FRAMES_PER_SPLIT, ID_RANGES, LABELED_SPLITS, NUM_FRAMES, SPLITS,  # noqa: E402
+from common.cli import ArgumentParser, non_negative_int, positive_int
+from common.errors import UserInputError, run_cli
+from Data.layout import (FRAMES_PER_SPLIT, ID_RANGES, LABELED_SPLITS, NUM_FRAMES, SPLITS,
                          frame_name, list_videos)
 
 log = logging.getLogger(__name__)

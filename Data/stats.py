@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from common.cli import ArgumentParser, device_name, positive_int  # noqa: E402
-from common.errors import UserInputError, run_cli  # noqa: E402
-from Data import dynamics  # noqa: E402
-from Data.layout import (LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, SPLITS, class_attributes,  # noqa: E402
+from common.cli import ArgumentParser, device_name, positive_int
+from common.errors import UserInputError, run_cli
+from Data import dynamics
+from Data.layout import (LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, SPLITS, class_attributes,
                          frame_name, list_videos)
 
 log = logging.getLogger(__name__)
@@ -207,7 +204,7 @@ def segmented_masks(root: Path, split: str, model_dir: Path, device: str = "auto
     """
     from common.runtime import pick_device          # torch: only when a segmenter is used
     from Data.reading import SplitReader, preprocess_frames
-    from Unets.inference import load_segmenter
+    from models import load_segmenter
     from Unets.segmentation import segment
 
     if not root.is_dir():

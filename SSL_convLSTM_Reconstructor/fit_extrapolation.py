@@ -13,23 +13,20 @@ from __future__ import annotations
 import argparse
 import logging
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from common.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
-from common.errors import UserInputError, run_cli  # noqa: E402
-from common.io import atomic_write_json, check_out_dir  # noqa: E402
-from common.paths import DATA_ROOT, EXTRAPOLATION_FIT, REPO_ROOT  # noqa: E402
-from Data.layout import NUM_FRAMES  # noqa: E402
-from Data.reading import SplitReader  # noqa: E402
-from SSL_convLSTM_Reconstructor.extrapolation import FILE_NAME, params_record  # noqa: E402
-from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params  # noqa: E402
+from common.cli import ArgumentParser, non_negative_int, positive_int
+from common.errors import UserInputError, run_cli
+from common.io import atomic_write_json, check_out_dir
+from common.paths import DATA_ROOT, EXTRAPOLATION_FIT, REPO_ROOT
+from Data.layout import NUM_FRAMES
+from Data.reading import SplitReader
+from SSL_convLSTM_Reconstructor.extrapolation import FILE_NAME, params_record
+from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params
 
 log = logging.getLogger("fit_extrapolation")
 

@@ -13,23 +13,23 @@ import hashlib
 import json
 import logging
 import shutil
-import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from common.cli import ArgumentParser, add_device_arg, positive_int  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from common.io import atomic_write_json  # noqa: E402
-from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
-from common.runtime import pick_device  # noqa: E402
-from Data.layout import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_FRAME, WIDTH  # noqa: E402
-from Data.reading import DatasetError, SplitReader, fingerprint, preprocess_frames  # noqa: E402
+from common.checkpoint import resolve_checkpoint
+from common.cli import ArgumentParser, add_device_arg, positive_int
+from common.errors import run_cli
+from common.io import atomic_write_json
+from common.paths import DATA_ROOT, UNET_CHECKPOINTS
+from common.runtime import pick_device
+from Data.layout import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_FRAME, WIDTH
+from Data.reading import DatasetError, SplitReader, fingerprint, preprocess_frames
+from models import TRAIN_COMMANDS, load_segmenter
+from Unets.segmentation import segment
 
 log = logging.getLogger("pseudo_labels")
 MODEL_FRAMES = [*range(NUM_INPUT_FRAMES), TARGET_FRAME]   # what a one-jump mask predictor reads
@@ -50,11 +50,7 @@ def label_dir(root: Path, split: str) -> Path:
 def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequence[int] = range(NUM_FRAMES),
                        batch_size: int = 32, device: str = "auto", progress: bool = True) -> Path:
     """Fill (or finish) the split's pseudo-label array; returns its folder."""
-    from Unets.inference import load_segmenter
-    from Unets.segmentation import segment
-    from common.checkpoint import resolve_checkpoint
-
-    ckpt_path = resolve_checkpoint(checkpoint, "python Unets/train.py")
+    ckpt_path = resolve_checkpoint(checkpoint, TRAIN_COMMANDS["unet"])
     reader = SplitReader(root, split)
     if reader.num_frames < NUM_FRAMES:
         raise DatasetError(f"{root / split}: has {reader.num_frames} frames per video; pseudo-labels need 22")

@@ -8,25 +8,22 @@ Needs `pseudo_labels.py` to have run for the unlabeled and val splits.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import ConcatDataset, DataLoader, Dataset  # noqa: E402
-
-from common.cli import ArgumentParser, non_negative_float, positive_int  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from common.metrics import jaccard_metric  # noqa: E402
-from common.paths import DATA_ROOT, MASK_SIMVP_CHECKPOINTS  # noqa: E402
-from common.training import TrainTask, add_training_args, fit  # noqa: E402
-from Data.layout import NUM_CLASSES  # noqa: E402
-from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP, soft_jaccard_loss  # noqa: E402
-from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences  # noqa: E402
+from common.cli import ArgumentParser, non_negative_float, positive_int
+from common.errors import run_cli
+from common.metrics import jaccard_metric
+from common.paths import DATA_ROOT, MASK_SIMVP_CHECKPOINTS
+from common.training import TrainTask, add_training_args, fit
+from Data.layout import NUM_CLASSES
+from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP, soft_jaccard_loss
+from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences
 
 
 class AugmentedMasks(Dataset):
@@ -57,7 +54,7 @@ class AugmentedMasks(Dataset):
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
     """Competition Jaccard of the predicted frame-21 mask, and of copying the frame-10 mask."""
     model.eval()
-    ours, copy10 = jaccard_metric(device), jaccard_metric(device)
+    ours, copy10 = jaccard_metric(NUM_CLASSES, device), jaccard_metric(NUM_CLASSES, device)
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         ours.update(model(x).argmax(1), y)

@@ -6,26 +6,23 @@ gives PSNR/SSIM each epoch. Val stays out: it scores the chained pipeline.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, Subset  # noqa: E402
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure  # noqa: E402
-
-from common.cli import ArgumentParser, fraction, non_negative_float, non_negative_int, positive_int  # noqa: E402
-from common.errors import UserInputError, run_cli  # noqa: E402
-from common.paths import DATA_ROOT, RECON_CHECKPOINTS  # noqa: E402
-from common.training import TrainTask, add_training_args, fit  # noqa: E402
-from Data.datasets import Clips  # noqa: E402
-from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor  # noqa: E402
+from common.cli import ArgumentParser, fraction, non_negative_float, non_negative_int, positive_int
+from common.errors import UserInputError, run_cli
+from common.paths import DATA_ROOT, RECON_CHECKPOINTS
+from common.training import TrainTask, add_training_args, fit
+from Data.datasets import Clips
+from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
 
 
 def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,10 @@
-"""Forecast the mask of frame 21 for every video of a split, with any of the repo's predictors.
+"""Forecast the mask of frame 21 for every video of a split, with any registered predictor.
 
 The four `inference_*` scripts are presets of this one implementation. On val, every run
 also scores the frame-10 baseline and the oracle (the U-Net on the true frame 21) on the
 same videos, so a predictor is never compared on different data.
 
-Predictors:
-  frame10_baseline    the U-Net's mask of frame 10, used as the answer for frame 21
-  reconstructor       the ConvLSTM predicts RGB frame 21, the U-Net segments it
-  mask_simvp          the U-Net segments frames 0..10, a SimVP-style model forecasts the mask
-  mask_extrapolation  the U-Net segments frames 0..10, objects are moved by the physics fitted
-                      with fit_extrapolation.py (--saved_extrapolation_dir)
-  oracle              the U-Net on the true frame 21 (val only: an upper bound)
+Predictors: the registry of predictors/ (listed below), each a row of the results.
 
 With --input_masks true (val or train), the mask predictors read the TRUE masks of frames 0..10
 instead of the U-Net's, no U-Net is loaded, and the reference row is copy_last (the true mask of
@@ -20,171 +14,89 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from common.checkpoint import load_model
 from common.cli import ArgumentParser, add_device_arg, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
 from common.io import atomic_torch_save, atomic_write_json, check_out_dir
 from common.metrics import jaccard_index, per_class_iou
-from common.paths import (DATA_ROOT, EXTRAPOLATION_FIT, MASK_SIMVP_CHECKPOINTS, RECON_CHECKPOINTS, RESULTS_ROOT,
-                          UNET_CHECKPOINTS)
+from common.paths import DATA_ROOT, RESULTS_ROOT, UNET_CHECKPOINTS
 from common.runtime import pick_device
 from Data.datasets import ForecastVideos
-from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES
-from Unets.segmentation import segment
-from Unets.unet_model import UNet
+from Data.layout import NUM_CLASSES
+from models import load_segmenter
+from predictors import REGISTRY, Batch, Predictor, choosable, mask_predictors, references
 
 log = logging.getLogger("inference")
 
-PREDICTORS = ("frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation")
-MASK_PREDICTORS = ("mask_simvp", "mask_extrapolation")     # predictors that read masks, not frames
-REFERENCE_ROWS = ("frame10_baseline", "oracle")   # always scored on val beside the predictor
-TRUE_MASK_ROWS = ("copy_last",)                   # ... and with --input_masks true
-TRAIN_COMMANDS = {
-    "unet": "python Unets/train.py",
-    "reconstructor": "python SSL_convLSTM_Reconstructor/train_reconstructor.py",
-    "mask_simvp": "python SSL_convLSTM_Reconstructor/train_mask_predictor.py",
-}
 
-
-def load_segmenter(path: Path, device: torch.device) -> nn.Module:
-    model, ckpt = load_model(path, UNet, TRAIN_COMMANDS["unet"], device)
-    cfg = ckpt["config"]
-    if cfg.get("num_classes") != NUM_CLASSES or cfg.get("in_channels") != 3:
-        raise UserInputError(f"{path}: U-Net has {cfg.get('in_channels')} input channels and "
-                             f"{cfg.get('num_classes')} classes; this task needs 3 and {NUM_CLASSES}")
-    return model
-
-
-def load_reconstructor(path: Path, device: torch.device) -> nn.Module:
-    from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
-    return load_model(path, Reconstructor, TRAIN_COMMANDS["reconstructor"], device)[0]
-
-
-def load_mask_simvp(path: Path, device: torch.device) -> nn.Module:
-    from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
-    return load_model(path, MaskSimVP, TRAIN_COMMANDS["mask_simvp"], device)[0]
-
-
-def load_extrapolation(path: Path):
-    """The fitted `ExtrapolationParams` of a fit file or a folder holding extrapolation.json."""
-    from SSL_convLSTM_Reconstructor.extrapolation import load_params
-    try:
-        return load_params(path)[0]
-    except (FileNotFoundError, ValueError) as err:
-        raise UserInputError(str(err)) from None
+def describe_predictors() -> str:
+    return "\n".join(f"  {name:<19} {p.help}" for name, p in REGISTRY.items())
 
 
 class Forecaster:
     """Runs the requested predictors on batches of videos, sharing the U-Net's work between them."""
 
-    def __init__(self, segmenter: nn.Module | None, reconstructor: nn.Module | None = None,
-                 mask_model: nn.Module | None = None, seg_batch: int = 32,
-                 chain_segmenter: nn.Module | None = None, extrapolation=None,
-                 device: torch.device | None = None) -> None:
-        self.segmenter, self.reconstructor, self.mask_model = segmenter, reconstructor, mask_model
-        # The reconstructor's frames may be read by a U-Net fine-tuned on them (train.py --finetune_recon).
-        self.chain_segmenter = chain_segmenter or segmenter
-        self.extrapolation = extrapolation          # ExtrapolationParams of mask_extrapolation
-        self.seg_batch = seg_batch
-        self.device = device or next(segmenter.parameters()).device
-
-    def _segment(self, images: torch.Tensor) -> torch.Tensor:
-        return segment(self.segmenter, images, self.seg_batch)
+    def __init__(self, predictors: dict[str, Predictor], segmenter: nn.Module | None, true_masks: bool = False,
+                 seg_batch: int = 32) -> None:
+        self.predictors, self.segmenter = predictors, segmenter
+        self.true_masks, self.seg_batch = true_masks, seg_batch
+        self.masks_needed = any(p.reads == "masks" for p in predictors.values())
 
     @torch.inference_mode()
-    def predict(self, batch: dict, names: Sequence[str], true_masks: bool = False) -> dict[str, torch.Tensor]:
-        """uint8 masks (B, H, W) of frame 21 for each name in `names` (predictors, 'oracle', 'copy_last').
-
-        `true_masks`: the mask predictors read the batch's true masks of frames 0..10 (`masks_in`).
-        """
-        inputs = batch.get("inputs")
-        out: dict[str, torch.Tensor] = {}
-        masks_in = None
-        if true_masks:
-            masks_in = batch["masks_in"].to(torch.uint8)
-        elif set(MASK_PREDICTORS) & set(names):
-            b = len(inputs)
-            masks_in = self._segment(inputs.flatten(0, 1)).view(b, NUM_INPUT_FRAMES, *inputs.shape[-2:])
-        for name in names:
-            if name == "copy_last":
-                out[name] = masks_in[:, -1]
-            elif name == "frame10_baseline":
-                out[name] = masks_in[:, -1] if masks_in is not None else self._segment(inputs[:, -1])
-            elif name == "oracle":
-                out[name] = self._segment(batch["frame21"])
-            elif name == "reconstructor":
-                frames = self.reconstructor.predict_last_frame(inputs.to(self.device))
-                out[name] = segment(self.chain_segmenter, frames, self.seg_batch)
-            elif name == "mask_simvp":
-                logits = self.mask_model(masks_in.long().to(self.device))
-                out[name] = logits.argmax(1).to(torch.uint8).cpu()
-            elif name == "mask_extrapolation":
-                from SSL_convLSTM_Reconstructor.extrapolation import extrapolate_masks
-                out[name] = torch.as_tensor(extrapolate_masks(masks_in.numpy(), self.extrapolation)).to(torch.uint8)
-            else:
-                raise ValueError(f"unknown predictor {name!r}")
-        return out
+    def predict(self, items: dict) -> dict[str, torch.Tensor]:
+        """uint8 masks (B, H, W) of frame 21 from each predictor, for a DataLoader batch of ForecastVideos."""
+        batch = Batch(items, self.segmenter, self.seg_batch, self.masks_needed, self.true_masks)
+        return {name: predictor.predict(batch) for name, predictor in self.predictors.items()}
 
 
-def forecast_split(forecaster: Forecaster, dataset: ForecastVideos, names: Sequence[str], batch_size: int = 8,
-                   workers: int = 0, progress: bool = True, true_masks: bool = False) -> dict[str, torch.Tensor]:
-    """uint8 predictions (N, H, W) per name for every video, in the dataset's (ascending id) order."""
+def forecast_split(forecaster: Forecaster, dataset: ForecastVideos, batch_size: int = 8, workers: int = 0,
+                   progress: bool = True) -> dict[str, torch.Tensor]:
+    """uint8 predictions (N, H, W) per predictor for every video, in the dataset's (ascending id) order."""
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-    chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    chunks: dict[str, list[torch.Tensor]] = {n: [] for n in forecaster.predictors}
     for batch in tqdm(loader, desc=f"forecasting {dataset.reader.split}", unit="batch", disable=not progress):
-        for name, pred in forecaster.predict(batch, names, true_masks).items():
+        for name, pred in forecaster.predict(batch).items():
             chunks[name].append(pred)
     return {n: torch.cat(c) for n, c in chunks.items()}
 
 
 def score(predictions: dict[str, torch.Tensor], truth: torch.Tensor) -> tuple[dict, dict]:
     """Competition Jaccard and per-class IoU of every prediction against the truth."""
-    jaccard = {n: jaccard_index(p, truth) for n, p in predictions.items()}
-    per_class = {n: {str(c): round(v, 4) for c, v in per_class_iou(p, truth).items()} for n, p in predictions.items()}
+    jaccard = {n: jaccard_index(p, truth, NUM_CLASSES) for n, p in predictions.items()}
+    per_class = {n: {str(c): round(v, 4) for c, v in per_class_iou(p, truth, NUM_CLASSES).items()}
+                 for n, p in predictions.items()}
     return jaccard, per_class
 
 
 def build_parser(split: str | None = None, predictor: str | None = None) -> argparse.ArgumentParser:
     """The inference CLI; a preset fixes the split and predictor and shows only the flags it uses."""
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="predictors:\n" + describe_predictors())
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
     if split is None:
         parser.add_argument("--split", choices=["val", "hidden", "train"], default="val",
                             help="val: score against true masks; hidden: write a submission")
     if predictor is None:
-        parser.add_argument("--predictor", choices=PREDICTORS, default="mask_extrapolation",
+        parser.add_argument("--predictor", choices=choosable(), default="mask_extrapolation",
                             help="the predictor whose masks are saved (predictions.pt / submission.pt)")
     if split in (None, "val"):
-        parser.add_argument("--compare", nargs="*", choices=PREDICTORS, default=[],
+        parser.add_argument("--compare", nargs="*", choices=choosable(), default=[],
                             help="more predictors to score side by side on val (the frame-10 baseline and "
                                  "the oracle are always scored)")
     parser.add_argument("--saved_seg_model_dir", type=Path, default=UNET_CHECKPOINTS,
                         help="U-Net checkpoint file, or a folder holding best.pt")
-    if predictor in (None, "reconstructor"):
-        parser.add_argument("--saved_recon_model_dir", type=Path, default=RECON_CHECKPOINTS,
-                            help="reconstructor checkpoint file, or a folder holding best.pt")
-        parser.add_argument("--saved_chain_seg_model_dir", type=Path, default=None,
-                            help="U-Net that segments the reconstructed frame, e.g. one fine-tuned with "
-                                 "`train.py --finetune_recon` (default: --saved_seg_model_dir)")
-    if predictor in (None, "mask_simvp"):
-        parser.add_argument("--saved_mask_model_dir", type=Path, default=MASK_SIMVP_CHECKPOINTS,
-                            help="mask-SimVP checkpoint file, or a folder holding best.pt")
-    if predictor in (None, "mask_extrapolation"):
-        parser.add_argument("--saved_extrapolation_dir", type=Path, default=EXTRAPOLATION_FIT,
-                            help="the extrapolation's fit: extrapolation.json or a folder holding it "
-                                 "(made by SSL_convLSTM_Reconstructor/fit_extrapolation.py)")
+    for name, cls in REGISTRY.items():
+        if predictor in (None, name):
+            for file in cls.files:
+                parser.add_argument(file.flag, type=Path, default=file.default, help=file.help)
     if split is None:
         parser.add_argument("--input_masks", choices=["unet", "true"], default="unet",
                             help="what the mask predictors read: the U-Net's masks of frames 0..10, or "
@@ -204,31 +116,25 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
 def row_names(args: argparse.Namespace, true_masks: bool) -> list[str]:
     """The rows to compute: the predictor, the compared ones and the reference rows of the split."""
     compare = list(getattr(args, "compare", []) or [])
+    refs = references("true" if true_masks else "unet") if args.split != "hidden" else []
     if true_masks:
         if args.split == "hidden":
             raise UserInputError("--input_masks true needs a labeled split (val or train): hidden has no masks")
-        wrong = [n for n in [args.predictor, *compare] if n not in MASK_PREDICTORS]
+        wrong = [n for n in [args.predictor, *compare] if n not in mask_predictors()]
         if wrong:
-            raise UserInputError(f"--input_masks true runs the mask predictors {MASK_PREDICTORS} only, not {wrong[0]}")
-        return list(dict.fromkeys([args.predictor, *compare, *TRUE_MASK_ROWS]))
-    return list(dict.fromkeys([args.predictor, *compare, *(REFERENCE_ROWS if args.split != "hidden" else [])]))
+            raise UserInputError(f"--input_masks true runs the mask predictors {tuple(mask_predictors())} only, "
+                                 f"not {wrong[0]}")
+    return list(dict.fromkeys([args.predictor, *compare, *refs]))
 
 
 def build_forecaster(args: argparse.Namespace, names: Sequence[str], true_masks: bool) -> Forecaster:
     """Load what the rows need, and nothing else (from true masks: no U-Net at all)."""
     device = pick_device(args.device)
     segmenter = None if true_masks else load_segmenter(args.saved_seg_model_dir, device)
-    # A preset hides the flags of models it does not use; --compare may still ask for them.
-    reconstructor = (load_reconstructor(getattr(args, "saved_recon_model_dir", RECON_CHECKPOINTS), device)
-                     if "reconstructor" in names else None)
-    mask_model = (load_mask_simvp(getattr(args, "saved_mask_model_dir", MASK_SIMVP_CHECKPOINTS), device)
-                  if "mask_simvp" in names else None)
-    extrapolation = (load_extrapolation(getattr(args, "saved_extrapolation_dir", EXTRAPOLATION_FIT))
-                     if "mask_extrapolation" in names else None)
-    chain_path = getattr(args, "saved_chain_seg_model_dir", None)
-    chain_segmenter = load_segmenter(chain_path, device) if chain_path and reconstructor is not None else None
-    return Forecaster(segmenter, reconstructor, mask_model, chain_segmenter=chain_segmenter,
-                      extrapolation=extrapolation, device=device)
+    predictors = {name: REGISTRY[name]() for name in names}
+    for name in sorted(names, key=list(REGISTRY).index):     # files load in registry order
+        predictors[name].load(args, device)
+    return Forecaster(predictors, segmenter, true_masks)
 
 
 def run(args: argparse.Namespace, progress: bool = True) -> dict:
@@ -249,7 +155,7 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict:
     dataset = ForecastVideos(args.root_dir, split, use_cache=not args.no_cache, images=not true_masks)
 
     t0 = time.monotonic()
-    predictions = forecast_split(forecaster, dataset, names, args.batch_size, args.workers, progress, true_masks)
+    predictions = forecast_split(forecaster, dataset, args.batch_size, args.workers, progress)
     seconds = time.monotonic() - t0
     ids = dataset.video_ids
     results: dict = {"split": split, "videos": len(ids), "predictor": primary, "seconds": round(seconds, 1),

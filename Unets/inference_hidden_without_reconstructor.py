@@ -2,12 +2,7 @@
 
 A preset of Unets/inference.py (--split hidden --predictor frame10_baseline); see it for every predictor.
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from Unets.inference import main_for  # noqa: E402
+from Unets.inference import main_for
 
 if __name__ == "__main__":
     main_for(split="hidden", predictor="frame10_baseline")

@@ -1,5 +1,7 @@
-"""Using a U-Net: losses, augmentation, batched segmentation and the validation loop."""
+"""Using a U-Net: losses, augmentation (and its --crop flag), batched segmentation and the validation loop."""
 from __future__ import annotations
+
+import argparse
 
 import torch
 import torch.nn.functional as F
@@ -7,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from common.metrics import jaccard_metric
-from Data.layout import NUM_CLASSES
+from Data.layout import HEIGHT, NUM_CLASSES, WIDTH
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -23,6 +25,20 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.0) -> torch.Tensor:
     loss = F.cross_entropy(logits.float(), target)
     return loss + dice_weight * dice_loss(logits, target) if dice_weight else loss
+
+
+def crop_size(text: str) -> tuple[int, int] | None:
+    """'HxW' -> (H, W) within the 160x240 frames; '0' or 'none' -> no crop."""
+    if text.lower() in ("0", "none"):
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW like 96x128, or 0, got {text!r}") from None
+    if not (0 < h <= HEIGHT and 0 < w <= WIDTH):
+        raise argparse.ArgumentTypeError(f"crop {text!r} must lie within the {HEIGHT}x{WIDTH} frames "
+                                         f"(each side at least 1)")
+    return h, w
 
 
 class Augmented(Dataset):
@@ -64,7 +80,7 @@ def segment(model: nn.Module, images: torch.Tensor, batch_size: int = 32) -> tor
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
     """Competition Jaccard and cross-entropy of a U-Net over (image, mask) batches."""
     model.eval()
-    metric = jaccard_metric(device)
+    metric = jaccard_metric(NUM_CLASSES, device)
     loss_sum, n = torch.zeros((), device=device), torch.zeros((), device=device)
     for image, mask in loader:
         image, mask = image.to(device), mask.to(device)

@@ -2,24 +2,23 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.utils.data import ConcatDataset, Dataset
 
-import torch  # noqa: E402
-from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
-
-from common.cli import ArgumentParser, crop_size, non_negative_float, non_negative_int, positive_int  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
-from common.runtime import pick_device  # noqa: E402
-from common.training import TrainTask, add_training_args, fit  # noqa: E402
-from Data.datasets import LabeledFrames  # noqa: E402
-from Data.layout import LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES  # noqa: E402
-from Unets.segmentation import Augmented, evaluate, segmentation_loss  # noqa: E402
-from Unets.unet_model import UNet  # noqa: E402
+from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int
+from common.errors import run_cli
+from common.paths import DATA_ROOT, UNET_CHECKPOINTS
+from common.runtime import pick_device
+from common.training import TrainTask, add_training_args, fit
+from Data.datasets import LabeledFrames
+from Data.layout import LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES
+from models import load_model, load_segmenter
+from SSL_convLSTM_Reconstructor.reconstructed_frames import ReconstructedFrames
+from Unets.segmentation import Augmented, crop_size, evaluate, segmentation_loss
+from Unets.unet_model import UNet
 
 
 def parse_frames(text: str) -> list[int]:
@@ -65,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_task(args: argparse.Namespace) -> TrainTask:
     if args.init_from is not None:
-        from Unets.inference import load_segmenter
-        model = load_segmenter(args.init_from, torch.device("cpu")).train()
+        model = load_segmenter(args.init_from).train()
     else:
         base_width = args.base_width or (64 if torch.cuda.is_available() and args.device != "cpu" else 16)
         model = UNet(3, NUM_CLASSES, base_width=base_width, bilinear=args.bilinear, depth=args.depth)
@@ -87,13 +85,11 @@ def make_task(args: argparse.Namespace) -> TrainTask:
 
 def finetune_sets(args: argparse.Namespace, use_cache: bool) -> tuple[Dataset, Dataset]:
     """Predicted frames 21 of train (repeated) + real frames 10 and 21; val: predicted frames 21."""
-    from SSL_convLSTM_Reconstructor.reconstructed_frames import ReconstructedFrames
-    from Unets.inference import load_reconstructor
     # The frozen reconstructor runs once, up front, on this process's device (its GPU under torchrun).
     device = pick_device(args.device)
     if device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
-    recon = load_reconstructor(args.finetune_recon, device)
+    recon = load_model(args.finetune_recon, "reconstructor", device)
     predicted = ReconstructedFrames(args.root_dir, args.train_split, recon, progress=not args.no_progress,
                                     use_cache=use_cache)
     real = LabeledFrames(args.root_dir, args.train_split, frames=[10, 21], use_cache=use_cache,

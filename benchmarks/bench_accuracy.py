@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.utils.data import DataLoader
 
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-import demo  # noqa: E402
-from bench_reconstructor import chain_jaccard, reconstruction_quality  # noqa: E402
-from common.cli import ArgumentParser, non_negative_int, positive_float  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from common.paths import REPO_ROOT  # noqa: E402
+import demo
+from benchmarks.bench_reconstructor import chain_jaccard, reconstruction_quality
+from common.cli import ArgumentParser, non_negative_int, positive_float
+from common.errors import run_cli
+from common.paths import REPO_ROOT
+from predictors import row_order
 
 SMALL = replace(
     demo.DEMO, preset="small", minutes=20.0, unet_minutes=30.0,
@@ -41,7 +39,7 @@ def realism(unet_dir: Path, real_root: Path) -> float | None:
     if not (real_root / "train").is_dir():
         return None
     from Data.datasets import LabeledFrames
-    from Unets.inference import load_segmenter
+    from models import load_segmenter
     from Unets.segmentation import evaluate
     model = load_segmenter(unet_dir, torch.device("cpu"))
     loader = DataLoader(LabeledFrames(real_root, "train", use_cache=False), batch_size=22)
@@ -78,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     best = max(("mask_simvp", "mask_extrapolation"), key=lambda k: jac[k])
     print(f"\nsmall preset, {summary['videos']} val videos, {args.minutes:g} min per learned model")
     print(f"{'predictor':<22}{'val JI':>8}{'x frame10':>11}{'x oracle':>10}")
-    for name in demo.ROW_ORDER:
+    for name in row_order():
         print(f"{name:<22}{jac[name]:>8.4f}{jac[name] / jac['frame10_baseline']:>11.2f}{jac[name] / jac['oracle']:>10.2f}")
     print(f"{'reconstructor, U-Net not fine-tuned':<22} {summary['reconstructor_plain_unet']:.4f}")
     print(f"\nbest mask-space predictor: {best}")

@@ -13,23 +13,20 @@ friction or drag). `--fit_root` times the fit alone on another root (e.g. 1000 t
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from common.cli import ArgumentParser, positive_int  # noqa: E402
-from common.metrics import jaccard_index  # noqa: E402
-from common.paths import REAL_SAMPLE  # noqa: E402
-from Data.layout import NUM_INPUT_FRAMES, TARGET_FRAME  # noqa: E402
-from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask  # noqa: E402
-from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params  # noqa: E402
+from common.cli import ArgumentParser, positive_int
+from common.metrics import jaccard_index
+from common.paths import REAL_SAMPLE
+from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
+from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
+from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params
 
 
 def load_masks(root: Path, split: str) -> np.ndarray:
@@ -43,7 +40,7 @@ def load_masks(root: Path, split: str) -> np.ndarray:
 
 
 def jaccard(preds: np.ndarray, masks: np.ndarray) -> float:
-    return jaccard_index(torch.from_numpy(preds), torch.from_numpy(masks[:, TARGET_FRAME].copy()))
+    return jaccard_index(torch.from_numpy(preds), torch.from_numpy(masks[:, TARGET_FRAME].copy()), NUM_CLASSES)
 
 
 def forecast(masks: np.ndarray, params: ExtrapolationParams) -> np.ndarray:

@@ -12,18 +12,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from common.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from Data import generate as gen  # noqa: E402
-from Data.layout import FRAMES_PER_SPLIT  # noqa: E402
+from common.cli import ArgumentParser, non_negative_int, positive_int
+from common.errors import run_cli
+from Data import generate as gen
+from Data.layout import FRAMES_PER_SPLIT
 
 log = logging.getLogger(__name__)
 

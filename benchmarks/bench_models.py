@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from common.cli import ArgumentParser, positive_float, positive_int  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from Data.layout import HEIGHT, NUM_CLASSES, WIDTH  # noqa: E402
-from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP  # noqa: E402
-from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor  # noqa: E402
-from Unets.unet_model import UNet  # noqa: E402
+from common.cli import ArgumentParser, positive_float, positive_int
+from common.errors import run_cli
+from Data.layout import HEIGHT, NUM_CLASSES, WIDTH
+from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
+from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
+from Unets.unet_model import UNet
 
 
 def timed(step: Callable[[], None], seconds: float) -> float:

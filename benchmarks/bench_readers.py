@@ -7,20 +7,17 @@ without DataLoader workers.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from torch.utils.data import DataLoader
 
-from torch.utils.data import DataLoader  # noqa: E402
-
-from common.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from Data.datasets import LabeledFrames  # noqa: E402
-from Data.reading import build_split_cache, cache_is_fresh  # noqa: E402
+from common.cli import ArgumentParser, non_negative_int, positive_int
+from common.errors import run_cli
+from Data.datasets import LabeledFrames
+from Data.reading import build_split_cache, cache_is_fresh
 
 
 def frames_per_second(dataset: LabeledFrames, workers: int, limit: int) -> float:

@@ -22,34 +22,31 @@ share of object pixels given their exact class.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from common.cli import ArgumentParser  # noqa: E402
-from common.errors import UserInputError, run_cli  # noqa: E402
-from common.metrics import jaccard_index, per_class_iou  # noqa: E402
-from common.paths import REPO_ROOT  # noqa: E402
-from Data.layout import LABELED_SPLITS  # noqa: E402
-from Data.reading import preprocess_frames  # noqa: E402
-from Data.synth import render  # noqa: E402
-from Data.synth.fit_lighting import fit_frames, render_twins  # noqa: E402
-from Unets.inference import load_segmenter  # noqa: E402
-from Unets.segmentation import segment  # noqa: E402
+from common.cli import ArgumentParser
+from common.errors import UserInputError, run_cli
+from common.metrics import jaccard_index, per_class_iou
+from common.paths import REPO_ROOT
+from Data.layout import LABELED_SPLITS, NUM_CLASSES
+from Data.reading import preprocess_frames
+from Data.synth import render
+from Data.synth.fit_lighting import fit_frames, render_twins
+from models import load_segmenter
+from Unets.segmentation import segment
 
 
 def scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
     """JI, mean IoU over the true classes, stray classes, foreground IoU and object-pixel accuracy
     of predicted ids against true ids (N, H, W)."""
     fg_p, fg_t = pred > 0, truth > 0
-    iou = per_class_iou(pred, truth)
+    iou = per_class_iou(pred, truth, NUM_CLASSES)
     present = set(torch.unique(truth).tolist())
-    return {"jaccard": jaccard_index(pred, truth),
+    return {"jaccard": jaccard_index(pred, truth, NUM_CLASSES),
             "present_iou": float(np.mean([iou[c] for c in present])),
             "stray_classes": float(len(set(iou) - present)),
             "foreground_iou": float((fg_p & fg_t).sum() / (fg_p | fg_t).sum().clamp(min=1)),

@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from common.cli import ArgumentParser, non_negative_int, positive_float  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from common.paths import DATA_ROOT, REPO_ROOT  # noqa: E402
+from common.cli import ArgumentParser, non_negative_int, positive_float
+from common.errors import run_cli
+from common.paths import DATA_ROOT, REPO_ROOT
 
 VARIANTS = {"default": [], "no_residual": ["--no_residual"], "no_skips": ["--no_skips"],
             "rollout": ["--mode", "rollout"]}
@@ -46,8 +43,8 @@ def reconstruction_quality(root: Path, recon_dir: Path) -> dict[str, float]:
     """PSNR/SSIM of the predicted frame 21 on val, beside copying frame 10."""
     from Data.datasets import Clips
     from SSL_convLSTM_Reconstructor.train_reconstructor import evaluate
-    from Unets.inference import load_reconstructor
-    model = load_reconstructor(recon_dir, torch.device("cpu"))
+    from models import load_model
+    model = load_model(recon_dir, "reconstructor")
     loader = DataLoader(Clips(root, ["val"]), batch_size=8)
     return evaluate(model, loader, torch.device("cpu"))
 

@@ -102,11 +102,11 @@ def read_checkpoint(path: Path | str, make_it: str = "") -> dict:
     return ckpt
 
 
-def load_model(path: Path | str, model_cls: type, make_it: str = "",
-               device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild a `model_cls` from a checkpoint file or folder, in eval mode, plus the checkpoint dict."""
-    ckpt = read_checkpoint(path, make_it)
-    path = resolve_checkpoint(path)
+def rebuild_model(ckpt: dict, model_cls: type, path: Path | str) -> nn.Module:
+    """A `model_cls` built from a checkpoint dict's config and weights, in eval mode on the CPU.
+
+    Which class a `kind` names is the models' business (`models.load_model`), not this module's.
+    """
     if ckpt["kind"] != model_cls.KIND:
         raise UserInputError(f"{path}: holds a '{ckpt['kind']}' model, expected '{model_cls.KIND}'")
     try:
@@ -115,4 +115,4 @@ def load_model(path: Path | str, model_cls: type, make_it: str = "",
     except (TypeError, ValueError, RuntimeError, KeyError) as err:
         raise UserInputError(f"{path}: weights do not fit a {model_cls.KIND} of config "
                              f"{ckpt['config']} ({err})") from None
-    return model.to(device).eval(), ckpt
+    return model.eval()

@@ -10,8 +10,6 @@ import argparse
 import math
 from typing import Callable
 
-from Data.layout import HEIGHT, WIDTH
-
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line (exit 2), like the project's `UserInputError`s.
@@ -41,20 +39,6 @@ non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: v > 0, "a positive number")
 non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 fraction = _number(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
-
-
-def crop_size(text: str) -> tuple[int, int] | None:
-    """'HxW' -> (H, W) within the 160x240 frames; '0' or 'none' -> no crop."""
-    if text.lower() in ("0", "none"):
-        return None
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW like 96x128, or 0, got {text!r}") from None
-    if not (0 < h <= HEIGHT and 0 < w <= WIDTH):
-        raise argparse.ArgumentTypeError(f"crop {text!r} must lie within the {HEIGHT}x{WIDTH} frames "
-                                         f"(each side at least 1)")
-    return h, w
 
 
 def device_name(text: str) -> str:

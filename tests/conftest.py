@@ -1,7 +1,6 @@
 """Shared fixtures: small data roots written by the tests themselves."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +8,8 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from Data.layout import FRAMES_PER_SPLIT, HEIGHT, ID_RANGES, LABELED_SPLITS, WIDTH, frame_name  # noqa: E402
+from Data.layout import FRAMES_PER_SPLIT, HEIGHT, ID_RANGES, LABELED_SPLITS, WIDTH, frame_name
 
 REAL_SAMPLE = REPO.parent / "shared" / "real_sample"
 

@@ -1,13 +1,8 @@
 """Run under torchrun by the DDP test: train the U-Net, then write this rank's weights checksum."""
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import torch  # noqa: E402
-
-from common.training import fit  # noqa: E402
-from Unets import train  # noqa: E402
+from common.training import fit
+from Unets import train
 
 if __name__ == "__main__":
     args = train.build_parser().parse_args(sys.argv[1:])

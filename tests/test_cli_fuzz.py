@@ -14,9 +14,7 @@ import torch
 
 from common import cli
 from conftest import REPO
-
-# A benchmark runs with its own folder on sys.path (it imports its siblings by plain name).
-sys.path.insert(0, str(REPO / "benchmarks"))
+from Unets.segmentation import crop_size
 
 SCRIPTS = {
     "Unets/train.py": ("Unets.train", ()),
@@ -33,13 +31,13 @@ SCRIPTS = {
     "Data/contact_sheet.py": ("Data.contact_sheet", ()),
     "Data/synth/fit_lighting.py": ("Data.synth.fit_lighting", ()),
     "demo.py": ("demo", ()),
-    "benchmarks/bench_accuracy.py": ("bench_accuracy", ()),
-    "benchmarks/bench_generator.py": ("bench_generator", ()),
-    "benchmarks/bench_models.py": ("bench_models", ()),
-    "benchmarks/bench_readers.py": ("bench_readers", ()),
-    "benchmarks/bench_realism.py": ("bench_realism", ()),
-    "benchmarks/bench_reconstructor.py": ("bench_reconstructor", ()),
-    "benchmarks/bench_extrapolation.py": ("bench_extrapolation", ()),
+    "benchmarks/bench_accuracy.py": ("benchmarks.bench_accuracy", ()),
+    "benchmarks/bench_generator.py": ("benchmarks.bench_generator", ()),
+    "benchmarks/bench_models.py": ("benchmarks.bench_models", ()),
+    "benchmarks/bench_readers.py": ("benchmarks.bench_readers", ()),
+    "benchmarks/bench_realism.py": ("benchmarks.bench_realism", ()),
+    "benchmarks/bench_reconstructor.py": ("benchmarks.bench_reconstructor", ()),
+    "benchmarks/bench_extrapolation.py": ("benchmarks.bench_extrapolation", ()),
     "SSL_convLSTM_Reconstructor/fit_extrapolation.py": ("SSL_convLSTM_Reconstructor.fit_extrapolation", ()),
 }
 
@@ -49,7 +47,7 @@ BAD_VALUES = {
     cli.positive_float: ["0", "-1", "nan", "inf"],
     cli.non_negative_float: ["-1", "-0.5", "inf"],
     cli.fraction: ["0", "1", "-0.1"],
-    cli.crop_size: ["0x128", "-96x128", "96x-1", "200x128", "96"],
+    crop_size: ["0x128", "-96x128", "96x-1", "200x128", "96"],
     cli.device_name: ["tpu", "cuda:x"] + ([] if torch.cuda.is_available() else ["cuda", "cuda:0"]),
 }
 CHECKED_TYPES = set(BAD_VALUES)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,10 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # let `pytest` run from anywhere without an install
-    sys.path.insert(0, str(ROOT))
 
-from Data.layout import NUM_INPUT_FRAMES, TARGET_FRAME  # noqa: E402
-from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, ConvLSTMCell  # noqa: E402
-from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor  # noqa: E402
+from Data.layout import NUM_INPUT_FRAMES, TARGET_FRAME
+from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, ConvLSTMCell
+from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
 
 H, W = 32, 48
 TINY = dict(base_width=4, num_down=2, hidden_channels=[8])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +9,11 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from common.errors import run_cli  # noqa: E402
-from Data import generate  # noqa: E402
-from Data.synth import fit_lighting, render  # noqa: E402
-from Data.synth.scene import (CUBE, CYLINDER, METAL, RUBBER, SPHERE, Camera, Scene,  # noqa: E402
+from common.errors import run_cli
+from Data import generate
+from Data.synth import fit_lighting, render
+from Data.synth.scene import (CUBE, CYLINDER, METAL, RUBBER, SPHERE, Camera, Scene,
                               SceneObject, sample_scene)
 
 
@@ -257,8 +255,7 @@ def test_negative_highlight_count_is_refused(tmp_path, capsys):
 
 
 def test_realism_bench_refuses_a_missing_folder_and_another_models_checkpoint(real_sample, tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import bench_realism
+    from benchmarks import bench_realism
     with pytest.raises(SystemExit) as exit_:
         run_cli(bench_realism.main, ["--unet_dir", str(tmp_path), "--real_root", str(tmp_path / "nope")])
     assert exit_.value.code == 2
@@ -324,8 +321,7 @@ def test_objects_are_drawn_off_their_masks_by_the_shift():
 
 
 def test_realism_variants_swap_the_right_pixels():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import bench_realism
+    from benchmarks import bench_realism
     real, twins, bare = (np.full((1, 4, 4, 3), v, np.uint8) for v in (10, 200, 100))
     real_masks = np.zeros((1, 4, 4), np.uint8)
     twin_masks = np.zeros((1, 4, 4), np.uint8)
@@ -375,8 +371,7 @@ def test_varied_shadows_stay_near_the_fitted_ones():
 def test_realism_scores_separate_stray_classes():
     """A prediction right on the true classes but with one stray class on two pixels: the mean
     IoU over the true classes barely moves, the competition JI averages the stray class's 0 in."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import bench_realism
+    from benchmarks import bench_realism
     import torch
     truth = torch.zeros((1, 4, 8), dtype=torch.long)
     truth[0, :, :4] = 5

@@ -13,16 +13,15 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from common.errors import run_cli  # noqa: E402
-from Data import contact_sheet, generate, stats  # noqa: E402
-from Data.layout import HEIGHT, ID_RANGES, NUM_FRAMES, WIDTH, frame_name, list_videos  # noqa: E402
-from Data.palette import PALETTE, colorize_mask  # noqa: E402
-from Data.synth.render import Renderer  # noqa: E402
-from Data.synth.scene import (CUBE, METAL, RUBBER, SPHERE, Camera, Scene, SceneObject,  # noqa: E402
+from common.errors import run_cli
+from Data import contact_sheet, generate, stats
+from Data.layout import HEIGHT, ID_RANGES, NUM_FRAMES, WIDTH, frame_name, list_videos
+from Data.palette import PALETTE, colorize_mask
+from Data.synth.render import Renderer
+from Data.synth.scene import (CUBE, METAL, RUBBER, SPHERE, Camera, Scene, SceneObject,
                               sample_scene, simulate)
-from Data.world import MotionLaw  # noqa: E402
+from Data.world import MotionLaw
 
 COUNTS = {"train": 3, "val": 2, "unlabeled": 2, "hidden": 2}
 

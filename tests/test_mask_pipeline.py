@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from common.checkpoint import load_model
 from common.errors import UserInputError
 from conftest import write_fake_root
 from Data.reading import DatasetError
@@ -17,7 +16,7 @@ from SSL_convLSTM_Reconstructor.pseudo_labels import (MODEL_FRAMES, MaskSequence
                                                        make_pseudo_labels)
 from Unets.inference import build_parser, run
 from Unets.segmentation import segment
-from Unets.inference import load_segmenter
+from models import load_model, load_segmenter
 from Data.datasets import ForecastVideos
 
 
@@ -101,7 +100,8 @@ def test_mask_predictor_trains_and_every_predictor_is_scored(labelled, tiny_unet
     history = json.loads((out / "history.json").read_text())
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert {"val_jaccard", "copy10_jaccard"} <= history[0].keys()
-    model, _ = load_model(out, MaskSimVP)
+    model = load_model(out)
+    assert isinstance(model, MaskSimVP)
     assert model.config["hid_s"] == 8
 
     fit_extrapolation.main(["--root_dir", str(labelled), "--out_dir", str(tmp_path / "fit"), "--workers", "1"])

@@ -5,12 +5,14 @@ import sys
 import pytest
 import torch
 
-from common.checkpoint import load_model
+from common.checkpoint import read_checkpoint
 from common.metrics import jaccard_index
 from conftest import REPO
 from SSL_convLSTM_Reconstructor import train_reconstructor
 from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
 from Data.datasets import EvalVideos
+from Data.layout import NUM_CLASSES
+from models import load_model
 
 TINY_RECON = ["--base_width", "4", "--hidden", "8", "--batch_size", "2", "--workers", "0", "--no_progress",
               "--holdout", "0.34", "--lr", "0.01", "--samples", "2"]
@@ -30,10 +32,11 @@ def test_training_writes_history_samples_and_checkpoints(recon):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert {"val_psnr", "val_ssim", "copy10_psnr", "copy10_ssim"} <= history[0].keys()
     assert sorted(p.name for p in (recon / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
-    model, ckpt = load_model(recon / "best.pt", Reconstructor)
+    model, ckpt = load_model(recon / "best.pt"), read_checkpoint(recon / "best.pt")
+    assert isinstance(model, Reconstructor)
     assert ckpt["config"]["hidden_channels"] == [8] and ckpt["data"]["splits"] == ["unlabeled"]
     x = torch.rand(1, 11, 3, 160, 240)
-    again, _ = load_model(recon / "best.pt", Reconstructor)
+    again = load_model(recon / "best.pt", "reconstructor")
     with torch.no_grad():
         assert torch.equal(model.predict_last_frame(x), again.predict_last_frame(x))
 
@@ -41,7 +44,7 @@ def test_training_writes_history_samples_and_checkpoints(recon):
 def test_rollout_mode_trains(session_root, tmp_path):
     train_reconstructor.main(["--root_dir", str(session_root), "--out_dir", str(tmp_path), "--epochs", "1",
                               "--max_steps_per_epoch", "1", "--mode", "rollout", *TINY_RECON])
-    _, ckpt = load_model(tmp_path, Reconstructor)
+    ckpt = read_checkpoint(tmp_path)
     assert ckpt["config"]["mode"] == "rollout"
 
 
@@ -58,7 +61,7 @@ def test_chained_val_inference_reproducible_and_recomputable(session_root, tiny_
     assert set(r1["jaccard"]) == {"reconstructor", "frame10_baseline", "oracle"}
     assert r1["jaccard"] == r2["jaccard"] and torch.equal(p1, p2)
     truth = EvalVideos(session_root).target_masks()
-    assert r1["jaccard"]["reconstructor"] == pytest.approx(jaccard_index(p1, truth), abs=1e-6)
+    assert r1["jaccard"]["reconstructor"] == pytest.approx(jaccard_index(p1, truth, NUM_CLASSES), abs=1e-6)
 
 
 def test_missing_reconstructor_names_training_command(session_root, tiny_unet, tmp_path):
@@ -80,15 +83,13 @@ def test_wrong_model_kind_for_reconstructor(session_root, tiny_unet, tmp_path):
 def test_finetune_on_reconstructed_frames_reads_the_chain(session_root, tiny_unet, recon, tmp_path):
     from Unets import train
     from Unets.inference import build_parser, run
-    from Unets.unet_model import UNet
     from conftest import TINY_UNET
     out = tmp_path / "ft"
     train.main(["--root_dir", str(session_root), "--out_dir", str(out), "--epochs", "2", "--max_steps_per_epoch",
                 "3", "--init_from", str(tiny_unet), "--finetune_recon", str(recon), *TINY_UNET])
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 2 and "val_jaccard" in history[0]
-    tuned, _ = load_model(out, UNet)
-    base, _ = load_model(tiny_unet, UNet)
+    tuned, base = load_model(out, "unet"), load_model(tiny_unet, "unet")
     assert tuned.config == base.config
     assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), base.state_dict().values()))
 
@@ -97,7 +98,7 @@ def test_finetune_on_reconstructed_frames_reads_the_chain(session_root, tiny_une
     results = run(build_parser("val", "reconstructor").parse_args(argv), progress=False)
     preds = torch.load(tmp_path / "val" / "predictions.pt")
     truth = EvalVideos(session_root).target_masks()
-    assert results["jaccard"]["reconstructor"] == pytest.approx(jaccard_index(preds, truth), abs=1e-6)
+    assert results["jaccard"]["reconstructor"] == pytest.approx(jaccard_index(preds, truth, NUM_CLASSES), abs=1e-6)
     # the chain's segmenter changes the chain's row only
     plain = run(build_parser("val", "reconstructor").parse_args([*argv[:-4], "--out_dir", str(tmp_path / "p")]),
                 progress=False)

@@ -3,18 +3,15 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # let `pytest` run from anywhere without an install
-    sys.path.insert(0, str(ROOT))
 
-from Data.layout import HEIGHT, NUM_CLASSES, WIDTH  # noqa: E402
-from Unets.unet_model import UNet  # noqa: E402
+from Data.layout import HEIGHT, NUM_CLASSES, WIDTH
+from Unets.unet_model import UNet
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -10,13 +10,15 @@ import pytest
 import torch
 import torchmetrics
 
-from common.checkpoint import load_model, make_checkpoint
+from common.checkpoint import make_checkpoint, read_checkpoint
 from common.errors import UserInputError
 from common.io import atomic_torch_save
 from common.metrics import jaccard_index, per_class_iou
 from conftest import REPO
 from Unets import train
-from Unets.inference import build_parser, load_segmenter, run
+from Data.layout import NUM_CLASSES
+from models import load_model, load_segmenter
+from Unets.inference import build_parser, run
 from Unets.unet_model import UNet
 
 from conftest import TINY_UNET as TINY
@@ -36,7 +38,8 @@ def test_training_lowers_loss_and_writes_checkpoints(trained):
     history = json.loads((trained / "history.json").read_text())
     assert len(history) == 3 and history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
     assert (trained / "history.csv").read_text().startswith("epoch,train_loss")
-    model, ckpt = load_model(trained / "best.pt", UNet)
+    model, ckpt = load_model(trained / "best.pt"), read_checkpoint(trained / "best.pt")
+    assert isinstance(model, UNet)
     assert ckpt["epoch"] >= 1 and ckpt["best_metric"] == max(h["val_jaccard"] for h in history)
     assert {"model", "optimizer", "epoch", "best_metric", "config"} <= ckpt.keys()
     assert model.config["base_width"] == 8
@@ -46,7 +49,7 @@ def test_checkpoint_reload_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
     model = UNet(base_width=4, depth=3).eval()
     atomic_torch_save(make_checkpoint(model, None, 1, 0.5), tmp_path / "best.pt")
-    loaded, _ = load_model(tmp_path, UNet)
+    loaded = load_model(tmp_path)     # the class comes from the checkpoint's kind
     x = torch.rand(2, 3, 64, 96)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
@@ -91,14 +94,14 @@ def test_metric_equals_torchmetrics():
     target = torch.randint(0, 49, (5, 16, 24), generator=g)
     target[:, :8] = preds[:, :8]
     expected = torchmetrics.JaccardIndex(task="multiclass", num_classes=49)(preds, target)
-    assert jaccard_index(preds, target) == pytest.approx(float(expected), abs=1e-6)
+    assert jaccard_index(preds, target, NUM_CLASSES) == pytest.approx(float(expected), abs=1e-6)
     # hand-checked: background right everywhere but one pixel, which is predicted as class 3
     t = torch.zeros(1, 2, 2, dtype=torch.long)
     p = t.clone()
     p[0, 0, 0] = 3
-    iou = per_class_iou(p, t)
+    iou = per_class_iou(p, t, NUM_CLASSES)
     assert iou == {0: 0.75, 3: 0.0}
-    assert jaccard_index(p, t) == pytest.approx(0.375)
+    assert jaccard_index(p, t, NUM_CLASSES) == pytest.approx(0.375)
 
 
 def test_val_inference_numbers_equal_recomputation(root, trained, tmp_path):
@@ -111,11 +114,11 @@ def test_val_inference_numbers_equal_recomputation(root, trained, tmp_path):
     ids = json.loads((tmp_path / "video_ids.json").read_text())
     assert preds.dtype == torch.uint8 and preds.shape == (3, 160, 240) and ids == [1000, 1001, 1002]
     truth = torch.from_numpy(np.stack([np.load(root / "val" / f"video_{i}" / "mask.npy")[21] for i in ids]))
-    assert results["jaccard"]["frame10_baseline"] == pytest.approx(jaccard_index(preds, truth), abs=1e-6)
+    assert results["jaccard"]["frame10_baseline"] == pytest.approx(jaccard_index(preds, truth, NUM_CLASSES), abs=1e-6)
     printed = {line.split()[0]: float(line.split()[1]) for line in out.stdout.splitlines()[-2:]}
     assert printed["frame10_baseline"] == pytest.approx(results["jaccard"]["frame10_baseline"], abs=1e-4)
     oracle = torch.load(tmp_path / "predictions_oracle.pt")
-    assert results["jaccard"]["oracle"] == pytest.approx(jaccard_index(oracle, truth), abs=1e-6)
+    assert results["jaccard"]["oracle"] == pytest.approx(jaccard_index(oracle, truth, NUM_CLASSES), abs=1e-6)
     # the oracle sees the true frame 21: on these easy squares it beats the baseline
     assert results["jaccard"]["oracle"] > results["jaccard"]["frame10_baseline"]
 

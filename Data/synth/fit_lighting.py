@@ -39,22 +39,19 @@ import argparse
 import json
 import logging
 import math
-import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import numpy as np
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int  # noqa: E402
-from common.errors import UserInputError, run_cli  # noqa: E402
-from Data.layout import LABELED_SPLITS, class_attributes  # noqa: E402
-from Data.reading import SplitReader  # noqa: E402
-from Data.synth import render  # noqa: E402
-from Data.synth.scene import CUBE, METAL, RUBBER, Camera, Scene, SceneConfig, SceneObject  # noqa: E402
+from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int
+from common.errors import UserInputError, run_cli
+from Data.layout import LABELED_SPLITS, class_attributes
+from Data.reading import SplitReader
+from Data.synth import render
+from Data.synth.scene import CUBE, METAL, RUBBER, Camera, Scene, SceneConfig, SceneObject
 
 log = logging.getLogger(__name__)
 
