@@ -44,9 +44,9 @@ def describe_predictors() -> str:
 class Forecaster:
     """Runs the requested predictors on batches of videos, sharing the U-Net's work between them."""
 
-    def __init__(self, predictors: dict[str, Predictor], segmenter: nn.Module | None, true_masks: bool = False,
-                 seg_batch: int = 32) -> None:
-        self.predictors, self.segmenter = predictors, segmenter
+    def __init__(self, predictors: dict[str, Predictor], segmenter: nn.Module | None, device: torch.device,
+                 true_masks: bool = False, seg_batch: int = 32) -> None:
+        self.predictors, self.segmenter, self.device = predictors, segmenter, device
         self.true_masks, self.seg_batch = true_masks, seg_batch
         self.masks_needed = any(p.reads == "masks" for p in predictors.values())
 
@@ -134,7 +134,7 @@ def build_forecaster(args: argparse.Namespace, names: Sequence[str], true_masks:
     predictors = {name: REGISTRY[name]() for name in names}
     for name in sorted(names, key=list(REGISTRY).index):     # files load in registry order
         predictors[name].load(args, device)
-    return Forecaster(predictors, segmenter, true_masks)
+    return Forecaster(predictors, segmenter, device, true_masks)
 
 
 def run(args: argparse.Namespace, progress: bool = True) -> dict:

@@ -15,6 +15,7 @@ Every import counts, function-level ones too: a lazy import hides a wrong direct
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -172,6 +173,15 @@ def test_the_checks_catch_a_wrong_import(tmp_path):
     lazy = tmp_path / "lazy.py"
     lazy.write_text("def f():\n    from Data import generate\n    import Unets.unet_model\n")
     assert imports_of(lazy, "common.lazy", set(project_modules())) == {"Data.generate", "Unets.unet_model"}
+
+
+def test_no_module_edits_sys_path():
+    """The editable install finds every module; a path edit would let a script run from one folder only."""
+    edit = re.compile(r"sys\.path\.(insert|append)\(|noqa: E40[2]")
+    files = [*project_modules().values(), *sorted((REPO / "tests").glob("*.py"))]
+    found = [f"{p.relative_to(REPO)}:{k}" for p in files for k, line in enumerate(p.read_text().splitlines(), 1)
+             if edit.search(line)]
+    assert found == []
 
 
 def test_pyproject_installs_every_package():
