@@ -22,6 +22,7 @@ from Data.palette import PALETTE, colorize_mask  # noqa: E402
 from Data.synth.render import Renderer  # noqa: E402
 from Data.synth.scene import (CUBE, METAL, RUBBER, SPHERE, Camera, Scene, SceneObject,  # noqa: E402
                               sample_scene, simulate)
+from Data.world import MotionLaw  # noqa: E402
 
 COUNTS = {"train": 3, "val": 2, "unlabeled": 2, "hidden": 2}
 
@@ -117,25 +118,26 @@ def test_nearer_object_wins_the_mask(renderer):
 # ------------------------------------------------------------------ physics of the scene model
 def test_friction_slows_a_moving_object():
     pos, vel, _ = simulate(np.array([[0.0, 10.0]]), np.array([[0.3, 0.0]]), np.array([0.5]),
-                           np.array([1.0]), num_frames=22, friction=0.01)
+                           np.array([1.0]), 22, MotionLaw(friction=0.01))
     speed = np.hypot(vel[:, 0, 0], vel[:, 0, 1])
     assert pos[-1, 0, 0] > pos[0, 0, 0] + 2                   # it moves
     assert np.all(np.diff(speed) < 0) and speed[-1] < speed[0] - 0.15   # and slows down
     pos, vel, _ = simulate(np.array([[0.0, 10.0]]), np.array([[0.1, 0.0]]), np.array([0.5]),
-                           np.array([1.0]), num_frames=22, friction=0.01)
+                           np.array([1.0]), 22, MotionLaw(friction=0.01))
     assert vel[-1, 0, 0] == 0 and np.isclose(pos[-1, 0, 0] - pos[-2, 0, 0], 0)   # and stops
 
 
 def test_collision_conserves_momentum_and_exchanges_velocity():
     pos0 = np.array([[0.0, 10.0], [3.0, 10.0]])
     vel0 = np.array([[0.4, 0.0], [0.0, 0.0]])
-    pos, vel, _ = simulate(pos0, vel0, np.array([0.5, 0.5]), np.array([1.0, 1.0]), friction=0.0)
+    pos, vel, _ = simulate(pos0, vel0, np.array([0.5, 0.5]), np.array([1.0, 1.0]), NUM_FRAMES, MotionLaw())
     momentum = vel.sum(axis=1)
     assert np.allclose(momentum, momentum[0])
     assert np.allclose(vel[-1, 0], 0, atol=1e-9) and np.allclose(vel[-1, 1], [0.4, 0.0])
     # Unequal masses, oblique hit: momentum still conserved, and kinetic energy too (elastic).
     mass = np.array([1.0, 2.5])
-    pos, vel, _ = simulate(pos0, np.array([[0.4, 0.05], [-0.1, 0.0]]), np.array([0.5, 0.5]), mass, friction=0.0)
+    pos, vel, _ = simulate(pos0, np.array([[0.4, 0.05], [-0.1, 0.0]]), np.array([0.5, 0.5]), mass,
+                           NUM_FRAMES, MotionLaw())
     p = (vel * mass[None, :, None]).sum(axis=1)
     e = 0.5 * (mass[None] * (vel ** 2).sum(-1)).sum(-1)
     assert np.allclose(p, p[0]) and np.allclose(e, e[0])
@@ -145,11 +147,13 @@ def test_collision_conserves_momentum_and_exchanges_velocity():
 def test_entering_and_leaving_objects():
     cam = Camera()
     outside = cam.floor_point(np.array(120.0), np.array(80.0)) + np.array([-6.0, 0.0])
-    pos, _, yaw = simulate(outside[None], np.array([[0.4, 0.0]]), np.array([0.5]), np.array([1.0]), friction=0.005)
+    pos, _, yaw = simulate(outside[None], np.array([[0.4, 0.0]]), np.array([0.5]), np.array([1.0]),
+                           NUM_FRAMES, MotionLaw(friction=0.005))
     obj = SceneObject(SPHERE, RUBBER, 0, 0.47, pos[:, 0], yaw[:, 0])
     assert not obj.in_view(cam, 0) and obj.in_view(cam, NUM_FRAMES - 1)
     inside = cam.floor_point(np.array(200.0), np.array(80.0))
-    pos, _, yaw = simulate(inside[None], np.array([[0.4, 0.0]]), np.array([0.5]), np.array([1.0]), friction=0.005)
+    pos, _, yaw = simulate(inside[None], np.array([[0.4, 0.0]]), np.array([0.5]), np.array([1.0]),
+                           NUM_FRAMES, MotionLaw(friction=0.005))
     obj = SceneObject(SPHERE, RUBBER, 0, 0.47, pos[:, 0], yaw[:, 0])
     assert obj.in_view(cam, 0) and not obj.in_view(cam, NUM_FRAMES - 1)
     # The sampler itself makes both kinds, and never two objects of one class.
