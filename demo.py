@@ -25,7 +25,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from common.checkpoint import read_checkpoint  # noqa: E402
+from common.cli import ArgumentParser, non_negative_int, positive_float, positive_int  # noqa: E402
 from common.errors import run_cli  # noqa: E402
+from common.io import check_out_dir  # noqa: E402
 from common.paths import DATA_ROOT, RESULTS_ROOT  # noqa: E402
 from Data.layout import SPLITS  # noqa: E402
 from Data.palette import colorize_mask  # noqa: E402
@@ -44,7 +47,7 @@ def train_if_needed(name: str, trainer_main, out_dir: Path, argv: list[str], epo
     """Train, resume an unfinished run, or reuse a finished one."""
     last = out_dir / "last.pt"
     if last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        ckpt = read_checkpoint(last)
         if (ckpt["epoch"] >= epochs or ckpt.get("finished")) and not ckpt.get("interrupted"):
             log.info("%s: reusing %s (epoch %d)", name, out_dir, ckpt["epoch"])
             return
@@ -68,10 +71,12 @@ def make_figure(root: Path, val_dir: Path, recon_ckpt: Path, path: Path, videos:
     from Unets.inference import load_reconstructor
 
     dataset = EvalVideos(root)
-    names = [n for n in ROW_ORDER if (val_dir / f"predictions_{n}.pt").exists()]
-    preds = {n: torch.load(val_dir / f"predictions_{n}.pt") for n in names}
-    primary = json.loads((val_dir / "results.json").read_text())["predictor"]
-    preds[primary] = torch.load(val_dir / "predictions.pt")
+    scored = json.loads((val_dir / "results.json").read_text())
+    # Rows this run scored, not files an earlier run left in the folder.
+    names = [n for n in ROW_ORDER if n in scored["jaccard"] and (val_dir / f"predictions_{n}.pt").exists()]
+    preds = {n: torch.load(val_dir / f"predictions_{n}.pt", weights_only=True) for n in names}
+    primary = scored["predictor"]
+    preds[primary] = torch.load(val_dir / "predictions.pt", weights_only=True)
     names = [n for n in ROW_ORDER if n in preds]
     recon = load_reconstructor(recon_ckpt, torch.device("cpu"))
     titles = ["frame 0", "frame 10", "true frame 21", "predicted frame 21", "true mask 21", *names]
@@ -152,6 +157,7 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     from Unets.inference import build_parser, run
 
     seconds: dict[str, float] = {}
+    check_out_dir(out)
     t = time.monotonic()
     ensure_data(root, profile.preset, seed, workers)
     seconds["data"] = time.monotonic() - t
@@ -223,18 +229,22 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT,
                         help="data root; the tiny preset is generated there when it holds no data")
     parser.add_argument("--out_dir", type=Path, default=RESULTS_ROOT / "demo",
                         help="where results, the report, the figure, the submission and checkpoints go")
-    parser.add_argument("--minutes_per_model", type=float, default=DEMO.minutes,
+    parser.add_argument("--minutes_per_model", type=positive_float, default=DEMO.minutes,
                         help="training time budget of each model")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every model")
-    parser.add_argument("--workers", type=int, default=2, help="processes generating data")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data and of every model")
+    parser.add_argument("--workers", type=positive_int, default=2, help="processes generating data")
     parser.add_argument("--quick", action="store_true", help="a few optimizer steps per model (a smoke test)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
     profile = replace(DEMO, minutes=args.minutes_per_model)
     return run_demo(args.root_dir, args.out_dir, profile, args.seed, args.workers, args.quick)
 

@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
+from common.cli import ArgumentParser, positive_int  # noqa: E402
+from common.errors import UserInputError  # noqa: E402
 from common.paths import DATA_ROOT  # noqa: E402
 from Data.layout import LABELED_SPLITS, SPLITS, list_videos  # noqa: E402
 from Data.reading import DatasetError, no_data_hint, read_mask, read_png, split_files  # noqa: E402
@@ -41,7 +43,11 @@ def check_root(root: Path, splits: Sequence[str] = SPLITS, workers: int = 1,
         if not split_dir.is_dir():
             problems.append(f"{split_dir}: split folder missing")
             continue
-        videos = list_videos(split_dir)
+        try:
+            videos = list_videos(split_dir)
+        except UserInputError as err:
+            problems.append(str(err))
+            continue
         if not videos:
             problems.append(f"{split_dir}: no video_<id> folders")
         jobs += [(vdir, split) for _, vdir in videos]
@@ -64,14 +70,18 @@ class _Inline:
     map = staticmethod(map)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT,
                         help="data root holding train/val/unlabeled/hidden (default: the repo's Data/)")
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS),
                         help="splits to check (default: all four)")
-    parser.add_argument("--workers", type=int, default=1, help="processes decoding PNGs in parallel")
-    args = parser.parse_args(argv)
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes decoding PNGs in parallel")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     problems = check_root(args.root_dir, args.splits, args.workers, progress=sys.stderr.isatty())
     for line in problems:
         print(line)

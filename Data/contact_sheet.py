@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from common.cli import ArgumentParser, non_negative_int, positive_float, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
-from Data.layout import HEIGHT, TARGET_FRAME, WIDTH, frame_name, list_videos  # noqa: E402
+from Data.layout import HEIGHT, SPLITS, TARGET_FRAME, WIDTH, frame_name, list_videos  # noqa: E402
 from Data.palette import colorize_mask  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -83,22 +84,27 @@ def make_sheet(videos: Sequence[Path], frames: Sequence[int] = FRAMES, with_mask
     return sheet
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", type=Path, default=Path(__file__).resolve().parent,
                         help="data root holding <split>/video_<id>/ (default: the repo's Data/)")
-    parser.add_argument("--split", default="train", help="split to show (default: train)")
-    parser.add_argument("--videos", type=int, default=4, help="number of videos (rows), lowest ids first (default: 4)")
-    parser.add_argument("--first", type=int, default=0, help="skip this many videos before the first row (default: 0)")
+    parser.add_argument("--split", default="train", choices=SPLITS, help="split to show (default: train)")
+    parser.add_argument("--videos", type=positive_int, default=4,
+                        help="number of videos (rows), lowest ids first (default: 4)")
+    parser.add_argument("--first", type=non_negative_int, default=0,
+                        help="skip this many videos before the first row (default: 0)")
     parser.add_argument("--out", type=Path, default=Path("sheet.png"), help="PNG to write (default: sheet.png)")
-    parser.add_argument("--scale", type=float, default=1.0, help="resize the sheet by this factor (default: 1)")
+    parser.add_argument("--scale", type=positive_float, default=1.0,
+                        help="resize the sheet by this factor (default: 1)")
     parser.add_argument("--no_labels", action="store_true", help="leave out the column titles and video names")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     split_dir = args.root_dir / args.split
     if not split_dir.is_dir():
         raise UserInputError(f"{split_dir}: no such split folder")
-    if args.videos < 1:
-        parser.error("--videos must be at least 1")
     videos = [p for _, p in list_videos(split_dir)][args.first:args.first + args.videos]
     if not videos:
         raise UserInputError(f"{split_dir}: no video_<id> folders")

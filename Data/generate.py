@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from common.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
 from Data.layout import (FRAMES_PER_SPLIT, ID_RANGES, LABELED_SPLITS, NUM_FRAMES, SPLITS,  # noqa: E402
                          frame_name, list_videos)
@@ -185,15 +186,16 @@ def _consume(results: Iterable[int], tasks: list, done: dict[str, int], bar: tqd
         bar.update(1)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", type=Path, default=Path(__file__).resolve().parent,
                         help="data root that receives <split>/video_<id>/ (default: the repo's Data/)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
                         help="videos per split: tiny (24/12/48/12, seconds), small (300/100/1000/100), "
                              "full (the competition's 1000/1000/13000/2000) (default: tiny)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the whole dataset (default: 0)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="random seed of the whole dataset (default: 0)")
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="parallel worker processes (default: all CPU cores); output does not depend on it")
     parser.add_argument("--force", action="store_true",
                         help="delete the videos of a split made with another seed (or without a manifest) "
@@ -202,9 +204,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="splits to generate (default: all four)")
     for split in SPLITS:
         lo, hi = ID_RANGES[split]
-        parser.add_argument(f"--{split}", type=int, default=None, metavar="N",
+        parser.add_argument(f"--{split}", type=non_negative_int, default=None, metavar="N",
                             help=f"number of {split} videos, overriding the preset (at most {hi - lo})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     counts = {}
     for split in args.splits:
@@ -214,8 +221,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not 0 <= n <= hi - lo:
             parser.error(f"--{split} {n}: must lie in 0..{hi - lo} (the split's id range {lo}..{hi - 1})")
         counts[split] = n
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
     root = args.root_dir
     if root.exists() and not root.is_dir():
         raise UserInputError(f"{root}: is not a folder")

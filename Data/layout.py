@@ -55,10 +55,21 @@ def video_id(path: Path | str) -> int | None:
 
 
 def list_videos(split_dir: Path | str) -> list[tuple[int, Path]]:
-    """(id, folder) of every `video_<id>` folder in a split, ordered by integer id."""
+    """(id, folder) of every `video_<id>` folder in a split, ordered by integer id.
+
+    Two folders of one id (`video_2` and `video_02`) are refused: a submission would hold two
+    masks for that id.
+    """
+    from common.errors import UserInputError   # torch-free, like this module
+
     split_dir = Path(split_dir)
-    found = [(video_id(p), p) for p in split_dir.iterdir() if p.is_dir()]
-    return sorted((vid, p) for vid, p in found if vid is not None)
+    found = sorted((vid, p) for vid, p in ((video_id(p), p) for p in split_dir.iterdir() if p.is_dir())
+                   if vid is not None)
+    for (a, pa), (b, pb) in zip(found, found[1:]):
+        if a == b:
+            raise UserInputError(f"{split_dir}: folders {pa.name} and {pb.name} both hold video {a}; "
+                                 f"keep one of them")
+    return found
 
 
 def frame_name(t: int) -> str:

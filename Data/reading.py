@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -20,8 +21,12 @@ from common.errors import UserInputError
 from Data.layout import (FRAMES_PER_SPLIT, HEIGHT, LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES, SPLITS,
                          WIDTH, frame_name, list_videos)
 
+log = logging.getLogger("data")
+
 CACHE_DIR_NAME = ".cache"
-CACHE_VERSION = 1
+# Pillow modes without colour; palette and alpha modes are converted to RGB, these would pass as gray RGB.
+GRAYSCALE_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+CACHE_VERSION = 2   # 2: frames re-checked (grayscale refused)
 
 
 class DatasetError(UserInputError):
@@ -52,9 +57,13 @@ def read_png(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
+            mode = img.mode
             rgb = img.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DatasetError(f"{path}: unreadable or corrupt PNG ({err})") from None
+    if mode in GRAYSCALE_MODES:
+        raise DatasetError(f"{path}: grayscale image (mode {mode}); colour is part of the class id, "
+                           f"so frames must be RGB")
     if rgb.size != (WIDTH, HEIGHT):
         raise DatasetError(f"{path}: image is {rgb.size[0]}x{rgb.size[1]}, expected {WIDTH}x{HEIGHT}")
     return np.asarray(rgb, dtype=np.uint8)
@@ -127,7 +136,12 @@ class SplitReader:
         self.cached = False
         if use_cache:
             if build_cache and not cache_is_fresh(self.root, split, self.videos):
-                build_split_cache(self.root, split)
+                try:
+                    build_split_cache(self.root, split)
+                except OSError as err:
+                    # A read-only or full data root still trains, only slower.
+                    log.warning("%s: cannot write the frame cache (%s); reading the PNGs instead",
+                                self.root / CACHE_DIR_NAME, err.strerror or err)
             self.cached = cache_is_fresh(self.root, split, self.videos)
 
     def __len__(self) -> int:
@@ -167,7 +181,7 @@ class SplitReader:
 def _manifest(root: Path, split: str) -> dict | None:
     try:
         return json.loads((root / CACHE_DIR_NAME / split / "manifest.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError):   # missing, unreadable or not under a folder: no cache
         return None
 
 

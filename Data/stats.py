@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from common.cli import ArgumentParser, device_name, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
 from Data import dynamics  # noqa: E402
-from Data.layout import (NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, class_attributes,  # noqa: E402
+from Data.layout import (LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, SPLITS, class_attributes,  # noqa: E402
                          frame_name, list_videos)
 
 log = logging.getLogger(__name__)
@@ -248,17 +249,17 @@ def dynamics_columns(args: argparse.Namespace, splits: dict[str, Path]) -> dict[
     return columns
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", type=Path, default=Path(__file__).resolve().parent,
                         help="data root holding <split>/video_<id>/mask.npy (default: the repo's Data/)")
-    parser.add_argument("--split", default="train",
+    parser.add_argument("--split", default="train", choices=SPLITS,
                         help="split to measure: a labelled one, or any with --saved_seg_model_dir (default: train)")
     parser.add_argument("--compare", type=Path, default=None,
                         help="a second data root (e.g. ../shared/real_sample) shown in a second column")
-    parser.add_argument("--compare_split", default=None,
+    parser.add_argument("--compare_split", default=None, choices=LABELED_SPLITS,
                         help="split of --compare to measure (default: train, where the real samples live)")
-    parser.add_argument("--limit", type=int, default=None, help="measure at most this many videos per root")
+    parser.add_argument("--limit", type=positive_int, default=None, help="measure at most this many videos per root")
     parser.add_argument("--images", action="store_true",
                         help="also measure the frames' fine detail (noise, texture, outline contrast) "
                              "on frames 0/7/14/21 of at most --limit (default 40) videos")
@@ -269,15 +270,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="with --dynamics: a U-Net checkpoint (file, or folder holding best.pt) that "
                              "segments the frames of --root_dir's --split, read instead of mask.npy (so "
                              "unlabeled works); the --compare column still reads mask.npy")
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--device", type=device_name, default="auto",
                         help="device of the segmenter: auto (CUDA when present), cpu, cuda, ... (default: auto)")
-    parser.add_argument("--seg_batch", type=int, default=22,
+    parser.add_argument("--seg_batch", type=positive_int, default=22,
                         help="frames per segmenter forward pass (default: 22, one video)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.dynamics and args.images:
         parser.error("--images measures the layout table's frames; run it without --dynamics")
-    if args.seg_batch < 1:
-        parser.error(f"--seg_batch must be at least 1, got {args.seg_batch}")
     if args.saved_seg_model_dir is not None and not args.dynamics:
         parser.error("--saved_seg_model_dir only feeds the --dynamics table")
     splits = {str(args.root_dir): args.root_dir / args.split}

@@ -209,36 +209,57 @@ def simulate(pos0: np.ndarray, vel0: np.ndarray, radius: np.ndarray, mass: np.nd
     # Pairs allowed to collide (upper triangle used); see keep_initial_contacts.
     gap = np.hypot(*(pos[:, None] - pos[None]).transpose(2, 0, 1)) - (radius[:, None] + radius[None, :])
     free = gap >= 0 if keep_initial_contacts else np.ones((n, n), dtype=bool)
+    ii, jj = np.triu_indices(n, 1)
     for t in range(num_frames):
         out_p[t], out_v[t], out_y[t] = pos, vel, yaw
         if t == num_frames - 1:
             break
+        if not vel.any() and not spin.any():       # everything at rest: nothing moves again
+            out_p[t + 1:], out_v[t + 1:], out_y[t + 1:] = pos, vel, yaw
+            break
+        pairs = _reachable_pairs(pos, vel, radius, mass, ii, jj, free)
         for _ in range(substeps):
             pos += vel * dt
             yaw += spin * dt
-            _collide(pos, vel, spin, radius, mass, restitution, free)
+            if pairs.size:
+                _collide(pos, vel, spin, radius, mass, restitution, free, ii[pairs], jj[pairs])
             speed = np.hypot(vel[:, 0], vel[:, 1])
             moving = speed > 0
-            scale = np.where(moving, np.maximum(rho * speed - alpha, 0.0) / np.where(moving, speed, 1), 0.0)
-            vel *= scale[:, None]
-            spin = np.sign(spin) * np.maximum(np.abs(spin) - 0.004 * dt, 0.0)
+            if moving.any():
+                scale = np.where(moving, np.maximum(rho * speed - alpha, 0.0) / np.where(moving, speed, 1), 0.0)
+                vel *= scale[:, None]
+            if spin.any():
+                spin = np.sign(spin) * np.maximum(np.abs(spin) - 0.004 * dt, 0.0)
     return out_p, out_v, out_y
 
 
-def _collide(pos, vel, spin, radius, mass, restitution, free) -> None:
-    """Resolve every overlapping pair once, in place, in the order (i, j) with i < j.
+def in_reach(pos, vel, radius, mass, first, second, frames: float, margin: float = 0.0) -> np.ndarray:
+    """Which pairs (first[k], second[k]) can touch within `frames` frames (bool per pair).
 
-    Pairs are resolved one after another, each on the positions its predecessors left, so
-    only pairs near contact (gap below half the largest radius) are visited: a push of one
-    substep is far smaller than that, so the others cannot come to overlap meanwhile.
+    Collisions (restitution <= 1) and friction never add kinetic energy, so no disc can move
+    faster than sqrt(sum(m v^2) / m), nor farther than that per frame: pairs farther apart than
+    twice that distance (plus `margin`) cannot meet.
     """
-    n = len(pos)
-    if n < 2:
-        return
-    gap = np.hypot(*(pos[None] - pos[:, None]).transpose(2, 0, 1)) - (radius[:, None] + radius[None, :])
-    far = gap > 0.5 * radius.max()
-    free |= far
-    for i, j in zip(*np.nonzero(np.triu(~far, 1))):
+    energy = float(np.sum(mass * np.sum(vel * vel, axis=1)))
+    reach = np.sqrt(energy / mass.min()) if energy > 0 else 0.0
+    gap = np.hypot(pos[second, 0] - pos[first, 0], pos[second, 1] - pos[first, 1]) - (radius[first] + radius[second])
+    return gap <= 2 * reach * frames + margin
+
+
+def _reachable_pairs(pos, vel, radius, mass, ii, jj, free) -> np.ndarray:
+    """Indices into (ii, jj) of the pairs that can touch within the next frame; the others are
+    apart, so they count as separated (`free`). The margin covers the separating pushes."""
+    if ii.size == 0:
+        return ii
+    near = in_reach(pos, vel, radius, mass, ii, jj, 1, 0.5 * radius.max())
+    free[ii[~near], jj[~near]] = True
+    return np.flatnonzero(near)
+
+
+def _collide(pos, vel, spin, radius, mass, restitution, free, first, second) -> None:
+    """Resolve every overlapping pair (first[k], second[k]) (i < j, in row order) once, in place,
+    each on the positions its predecessors left."""
+    for i, j in zip(first.tolist(), second.tolist()):
         d = pos[j] - pos[i]
         dist = math.hypot(d[0], d[1])
         overlap = radius[i] + radius[j] - dist

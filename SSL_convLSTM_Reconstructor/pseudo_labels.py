@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from common.cli import ArgumentParser, add_device_arg, positive_int  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from common.io import atomic_write_json  # noqa: E402
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
@@ -71,7 +72,10 @@ def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequenc
         if manifest is not None:
             log.info("%s: the U-Net, the videos or the frames asked for changed; pseudo-labels are rebuilt", out)
         shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
+        try:
+            out.mkdir(parents=True)
+        except OSError as err:   # a read-only data root: say where, instead of a traceback
+            raise DatasetError(f"{out}: cannot write the pseudo-labels here ({err.strerror or err})") from None
         np.lib.format.open_memmap(out / "masks.npy", "w+", np.uint8, (len(reader), NUM_FRAMES, HEIGHT, WIDTH))
         np.save(out / "done.npy", np.zeros(len(reader), bool))
         atomic_write_json(want, manifest_path)
@@ -142,8 +146,8 @@ def parse_frames(text: str) -> list[int]:
     raise argparse.ArgumentTypeError(f"expected 'all' or 'model', got {text!r}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
     parser.add_argument("--splits", nargs="+", default=["unlabeled", "val"], choices=["unlabeled", "val", "train"],
                         help="splits to pseudo-label (train has true masks; val gives the mask predictor's "
@@ -152,9 +156,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="U-Net checkpoint file, or a folder holding best.pt")
     parser.add_argument("--frames", type=parse_frames, default=parse_frames("all"),
                         help="'all' 22 frames, or 'model': only frames 0..10 and 21 that a one-jump predictor reads")
-    parser.add_argument("--batch_size", type=int, default=32, help="frames per U-Net batch")
-    parser.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
-    args = parser.parse_args(argv)
+    parser.add_argument("--batch_size", type=positive_int, default=32, help="frames per U-Net batch")
+    add_device_arg(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     for split in args.splits:
         out = make_pseudo_labels(args.root_dir, split, args.saved_seg_model_dir, args.frames, args.batch_size,
                                  args.device)

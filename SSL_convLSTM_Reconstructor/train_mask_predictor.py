@@ -19,6 +19,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import ConcatDataset, DataLoader, Dataset  # noqa: E402
 
+from common.cli import ArgumentParser, non_negative_float, positive_int  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from common.metrics import jaccard_metric  # noqa: E402
 from common.paths import DATA_ROOT, MASK_SIMVP_CHECKPOINTS  # noqa: E402
@@ -65,18 +66,18 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
     parser.add_argument("--no_unlabeled", action="store_true",
                         help="learn from the train split's true masks only (no pseudo-labels)")
     m = parser.add_argument_group("model")
-    m.add_argument("--embed_dim", type=int, default=16, help="class-id embedding size")
-    m.add_argument("--hid_s", type=int, default=32, help="channels of the spatial encoder/decoder")
-    m.add_argument("--hid_t", type=int, default=128, help="channels of the gSTA translator")
-    m.add_argument("--n_s", type=int, default=2, help="stride-2 encoder levels")
-    m.add_argument("--n_t", type=int, default=4, help="gSTA translator blocks")
+    m.add_argument("--embed_dim", type=positive_int, default=16, help="class-id embedding size")
+    m.add_argument("--hid_s", type=positive_int, default=32, help="channels of the spatial encoder/decoder")
+    m.add_argument("--hid_t", type=positive_int, default=128, help="channels of the gSTA translator")
+    m.add_argument("--n_s", type=positive_int, default=2, help="stride-2 encoder levels")
+    m.add_argument("--n_t", type=positive_int, default=4, help="gSTA translator blocks")
     lo = parser.add_argument_group("loss")
-    lo.add_argument("--jaccard_weight", type=float, default=0.5, help="weight of the soft-Jaccard term")
+    lo.add_argument("--jaccard_weight", type=non_negative_float, default=0.5, help="weight of the soft-Jaccard term")
     lo.add_argument("--no_permute", action="store_true", help="disable the random renaming of object classes")
     add_training_args(parser, out_dir=MASK_SIMVP_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser

@@ -20,6 +20,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure  # noqa: E402
 
+from common.cli import ArgumentParser, fraction, non_negative_float, non_negative_int, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
 from common.paths import DATA_ROOT, RECON_CHECKPOINTS  # noqa: E402
 from common.training import TrainTask, add_training_args, fit  # noqa: E402
@@ -89,26 +90,27 @@ def save_samples(model: nn.Module, clips: Sequence[tuple[torch.Tensor, torch.Ten
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
     parser.add_argument("--splits", nargs="+", default=["unlabeled"], choices=["unlabeled", "train", "val"],
                         help="splits to learn from (val only if it is not used for scoring)")
-    parser.add_argument("--holdout", type=float, default=0.05,
+    parser.add_argument("--holdout", type=fraction, default=0.05,
                         help="share of clips held out for PSNR/SSIM each epoch (at least 2 clips)")
     m = parser.add_argument_group("model")
-    m.add_argument("--base_width", type=int, default=16, help="encoder width of the first level")
-    m.add_argument("--num_down", type=int, default=2, help="encoder levels (each halves the resolution)")
-    m.add_argument("--hidden", type=int, nargs="+", default=[64], help="ConvLSTM layer widths")
+    m.add_argument("--base_width", type=positive_int, default=16, help="encoder width of the first level")
+    m.add_argument("--num_down", type=positive_int, default=2, help="encoder levels (each halves the resolution)")
+    m.add_argument("--hidden", type=positive_int, nargs="+", default=[64], help="ConvLSTM layer widths")
     m.add_argument("--mode", choices=["jump", "rollout"], default="jump",
                    help="jump: predict frame 21 directly; rollout: frames 11..21 autoregressively")
     m.add_argument("--no_residual", action="store_true", help="predict frame 21 itself, not a change to frame 10")
     m.add_argument("--no_skips", action="store_true", help="no skip connections from the encoder to the decoder")
     lo = parser.add_argument_group("loss")
     lo.add_argument("--loss", choices=["l1", "mse"], default="l1", help="pixel loss")
-    lo.add_argument("--grad_weight", type=float, default=1.0, help="weight of the image-gradient L1 term")
-    lo.add_argument("--ssim_weight", type=float, default=0.0, help="weight of a (1 - SSIM) term")
+    lo.add_argument("--grad_weight", type=non_negative_float, default=1.0, help="weight of the image-gradient L1 term")
+    lo.add_argument("--ssim_weight", type=non_negative_float, default=0.0, help="weight of a (1 - SSIM) term")
     parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
-    parser.add_argument("--samples", type=int, default=3, help="held-out clips drawn to samples/epoch_N.png")
+    parser.add_argument("--samples", type=non_negative_int, default=3,
+                        help="held-out clips drawn to samples/epoch_N.png")
     add_training_args(parser, out_dir=RECON_CHECKPOINTS, epochs=10, batch_size=4, lr=1e-3)
     return parser
 

@@ -33,8 +33,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.checkpoint import load_model
+from common.cli import ArgumentParser, add_device_arg, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
-from common.io import atomic_torch_save, atomic_write_json
+from common.io import atomic_torch_save, atomic_write_json, check_out_dir
 from common.metrics import jaccard_index, per_class_iou
 from common.paths import (DATA_ROOT, EXTRAPOLATION_FIT, MASK_SIMVP_CHECKPOINTS, RECON_CHECKPOINTS, RESULTS_ROOT,
                           UNET_CHECKPOINTS)
@@ -157,7 +158,7 @@ def score(predictions: dict[str, torch.Tensor], truth: torch.Tensor) -> tuple[di
 
 def build_parser(split: str | None = None, predictor: str | None = None) -> argparse.ArgumentParser:
     """The inference CLI; a preset fixes the split and predictor and shows only the flags it uses."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
     if split is None:
         parser.add_argument("--split", choices=["val", "hidden", "train"], default="val",
@@ -191,11 +192,12 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
     parser.add_argument("--out_dir", type=Path, default=None,
                         help="where outputs go (default: results/<split>_<predictor>/)")
     parser.add_argument("--force", action="store_true", help="overwrite outputs already in --out_dir")
-    parser.add_argument("--batch_size", type=int, default=8, help="videos per batch")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="videos per batch")
+    parser.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
+    add_device_arg(parser)
     parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
-    parser.set_defaults(split=split, predictor=predictor)
+    # Only a preset's fixed values: a None here would override the --split/--predictor defaults.
+    parser.set_defaults(**{k: v for k, v in (("split", split), ("predictor", predictor)) if v is not None})
     return parser
 
 
@@ -237,8 +239,10 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict:
     outputs = (["submission.pt", "video_ids.json"] if split == "hidden"
                else ["predictions.pt", "video_ids.json", "results.json"])
     existing = [out_dir / f for f in outputs if (out_dir / f).exists()]
-    if existing and not args.force:
-        raise UserInputError(f"{existing[0]}: already exists; pass --force to overwrite it")
+    stale = sorted(out_dir.glob("predictions_*.pt")) if out_dir.is_dir() and split != "hidden" else []
+    if (existing or stale) and not args.force:
+        raise UserInputError(f"{(existing or stale)[0]}: already exists; pass --force to overwrite it")
+    check_out_dir(out_dir)
     labeled = split != "hidden"
     names = row_names(args, true_masks)
     forecaster = build_forecaster(args, names, true_masks)
@@ -258,6 +262,10 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict:
             if name != primary:
                 atomic_torch_save(predictions[name], out_dir / f"predictions_{name}.pt")
         atomic_write_json(results, out_dir / "results.json")
+        # --force replaces a whole run: rows of an earlier run left beside it would pass for this one's.
+        for old in stale:
+            if old.name not in {f"predictions_{n}.pt" for n in names}:
+                old.unlink(missing_ok=True)
         print_table(jaccard, len(ids), split)
     else:
         atomic_torch_save(predictions[primary], out_dir / "submission.pt")

@@ -11,12 +11,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
 
-from common.errors import UserInputError, run_cli  # noqa: E402
+from common.cli import ArgumentParser, crop_size, non_negative_float, non_negative_int, positive_int  # noqa: E402
+from common.errors import run_cli  # noqa: E402
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
 from common.runtime import pick_device  # noqa: E402
 from common.training import TrainTask, add_training_args, fit  # noqa: E402
 from Data.datasets import LabeledFrames  # noqa: E402
-from Data.layout import NUM_CLASSES, NUM_FRAMES  # noqa: E402
+from Data.layout import LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES  # noqa: E402
 from Unets.segmentation import Augmented, evaluate, segmentation_loss  # noqa: E402
 from Unets.unet_model import UNet  # noqa: E402
 
@@ -34,30 +35,21 @@ def parse_frames(text: str) -> list[int]:
     return frames
 
 
-def parse_crop(text: str) -> tuple[int, int] | None:
-    if text in ("0", "none"):
-        return None
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW like 96x128, or 0, got {text!r}") from None
-    return h, w
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
-    parser.add_argument("--base_width", type=int, default=0,
+    parser.add_argument("--base_width", type=non_negative_int, default=0,
                         help="channels of the first level (0: 64 on CUDA, ~31M parameters; 16 on CPU)")
-    parser.add_argument("--depth", type=int, default=4, help="number of down/up levels")
+    parser.add_argument("--depth", type=positive_int, default=4, help="number of down/up levels")
     parser.add_argument("--bilinear", action="store_true", help="bilinear upsampling instead of transposed convs")
-    parser.add_argument("--dice", type=float, default=0.0, help="weight of a soft-Dice term added to cross-entropy")
-    parser.add_argument("--crop", type=parse_crop, default=None,
+    parser.add_argument("--dice", type=non_negative_float, default=0.0,
+                        help="weight of a soft-Dice term added to cross-entropy")
+    parser.add_argument("--crop", type=crop_size, default=None,
                         help="train on random HxW crops, e.g. 96x128 (default: whole frames)")
     parser.add_argument("--no_flip", action="store_true", help="disable random horizontal flips")
     parser.add_argument("--val_frames", type=parse_frames, default=parse_frames("all"),
                         help="frames of each val video scored each epoch: 'all' or e.g. '0,10,21'")
-    parser.add_argument("--train_split", default="train", help="labeled split to train on")
+    parser.add_argument("--train_split", default="train", choices=LABELED_SPLITS, help="labeled split to train on")
     parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
     parser.add_argument("--init_from", type=Path, default=None,
                         help="start from this U-Net checkpoint (file or folder); its config replaces the model flags")
@@ -65,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="reconstructor checkpoint: fine-tune on its predicted frames 21 of the train videos "
                              "(with the true masks), mixed with real frames 10 and 21; validate on val's predicted "
                              "frames, i.e. score the reconstructor chain. Use with --init_from")
-    parser.add_argument("--recon_repeat", type=int, default=4,
+    parser.add_argument("--recon_repeat", type=positive_int, default=4,
                         help="with --finetune_recon: how many times each predicted frame is seen per epoch")
     add_training_args(parser, out_dir=UNET_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser
@@ -84,8 +76,6 @@ def make_task(args: argparse.Namespace) -> TrainTask:
     else:
         train = LabeledFrames(args.root_dir, args.train_split, use_cache=use_cache, build_cache=use_cache)
         val = LabeledFrames(args.root_dir, "val", frames=args.val_frames, use_cache=use_cache, build_cache=use_cache)
-    if args.crop and (args.crop[0] > 160 or args.crop[1] > 240):
-        raise UserInputError(f"--crop {args.crop[0]}x{args.crop[1]} is larger than the 160x240 frames")
 
     def loss(model, batch, device):
         image, mask = (t.to(device, non_blocking=True) for t in batch)

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 import demo  # noqa: E402
 from bench_reconstructor import chain_jaccard, reconstruction_quality  # noqa: E402
+from common.cli import ArgumentParser, non_negative_int, positive_float  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from common.paths import REPO_ROOT  # noqa: E402
 
@@ -47,17 +48,22 @@ def realism(unet_dir: Path, real_root: Path) -> float | None:
     return evaluate(model, loader, torch.device("cpu"))["val_jaccard"]
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out_dir", type=Path, default=REPO_ROOT / "benchmarks" / "out" / "accuracy",
                         help="data, checkpoints and results of the run")
-    parser.add_argument("--minutes", type=float, default=SMALL.minutes,
+    parser.add_argument("--minutes", type=positive_float, default=SMALL.minutes,
                         help="training budget of the mask SimVP and of the reconstructor")
-    parser.add_argument("--unet_minutes", type=float, default=SMALL.unet_minutes, help="training budget of the U-Net")
+    parser.add_argument("--unet_minutes", type=positive_float, default=SMALL.unet_minutes,
+                        help="training budget of the U-Net")
     parser.add_argument("--real_root", type=Path, default=REPO_ROOT.parent / "shared" / "real_sample",
                         help="real sample videos for the realism figure")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every model")
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data and of every model")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
     root, out = args.out_dir / "data", args.out_dir / "run"
     results = demo.run_demo(root, out, replace(SMALL, minutes=args.minutes, unet_minutes=args.unet_minutes), seed=args.seed)
     summary = {"val": results["jaccard"], "videos": results["videos"], "minutes_per_model": args.minutes,

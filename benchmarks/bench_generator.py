@@ -20,6 +20,7 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from Data import generate as gen  # noqa: E402
 from Data.layout import FRAMES_PER_SPLIT  # noqa: E402
@@ -51,13 +52,17 @@ def end_to_end(videos: int, workers: int, seed: int) -> tuple[float, float, floa
     return seconds, frames / seconds, (frames / cpu if workers == 1 else None)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=16, help="train videos per measurement (default: 16)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=positive_int, default=16, help="train videos per measurement (default: 16)")
+    parser.add_argument("--workers", type=positive_int, nargs="+", default=[1, 2],
                         help="worker counts to measure end to end (default: 1 2)")
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed (default: 0)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     logging.getLogger("Data.generate").setLevel(logging.WARNING)
     rows = [("render only (no files)", 1, *render_only(args.videos, args.seed))]
     for workers in args.workers:

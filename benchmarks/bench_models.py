@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from common.cli import ArgumentParser, positive_float, positive_int  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from Data.layout import HEIGHT, NUM_CLASSES, WIDTH  # noqa: E402
 from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP  # noqa: E402
@@ -57,12 +58,16 @@ def speeds(model: torch.nn.Module, make_batch: Callable[[], tuple], loss_fn: Cal
     return batch / timed(train_step, seconds), batch / timed(infer_step, seconds)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=positive_float, default=3.0, help="time spent per measurement")
+    parser.add_argument("--batch", type=positive_int, default=4, help="batch size")
+    parser.add_argument("--widths", type=positive_int, nargs="+", default=[16, 32, 64], help="U-Net base widths")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=3.0, help="time spent per measurement")
-    parser.add_argument("--batch", type=int, default=4, help="batch size")
-    parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64], help="U-Net base widths")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     b = args.batch
     torch.manual_seed(0)
     images = lambda: (torch.rand(b, 3, HEIGHT, WIDTH), torch.randint(0, NUM_CLASSES, (b, HEIGHT, WIDTH)))  # noqa: E731

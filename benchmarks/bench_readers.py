@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from torch.utils.data import DataLoader  # noqa: E402
 
+from common.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from Data.datasets import LabeledFrames  # noqa: E402
 from Data.reading import build_split_cache, cache_is_fresh  # noqa: E402
@@ -44,13 +45,18 @@ def measure(root: Path, workers: Sequence[int], limit: int) -> list[tuple[str, i
     return rows
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root_dir", type=Path, default=None,
+                        help="data root with a train split (default: generate one)")
+    parser.add_argument("--videos", type=positive_int, default=16, help="train videos to generate when no --root_dir")
+    parser.add_argument("--workers", type=non_negative_int, nargs="+", default=[0, 2], help="DataLoader worker counts")
+    parser.add_argument("--frames", type=positive_int, default=352, help="frames read per measurement")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root_dir", type=Path, default=None, help="data root with a train split (default: generate one)")
-    parser.add_argument("--videos", type=int, default=16, help="train videos to generate when no --root_dir")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts")
-    parser.add_argument("--frames", type=int, default=352, help="frames read per measurement")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_readers_") as tmp:
         root = args.root_dir
         if root is None:

@@ -31,9 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common.cli import ArgumentParser  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
 from common.metrics import jaccard_index, per_class_iou  # noqa: E402
 from common.paths import REPO_ROOT  # noqa: E402
+from Data.layout import LABELED_SPLITS  # noqa: E402
 from Data.reading import preprocess_frames  # noqa: E402
 from Data.synth import render  # noqa: E402
 from Data.synth.fit_lighting import fit_frames, render_twins  # noqa: E402
@@ -86,14 +88,19 @@ def measure(unet_dir: Path, real_root: Path, split: str = "train") -> list[tuple
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> list[tuple[str, dict[str, float]]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--unet_dir", type=Path, required=True,
                         help="U-Net checkpoint folder (trained on generated frames)")
     parser.add_argument("--real_root", type=Path, default=REPO_ROOT.parent / "shared" / "real_sample",
                         help="root of real labelled videos (default: ../shared/real_sample)")
-    parser.add_argument("--split", default="train", help="split of --real_root holding mask.npy (default: train)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--split", default="train", choices=LABELED_SPLITS,
+                        help="split of --real_root holding mask.npy (default: train)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> list[tuple[str, dict[str, float]]]:
+    args = build_parser().parse_args(argv)
     if not (args.real_root / args.split).is_dir():
         raise UserInputError(f"{args.real_root / args.split}: no such folder")
     rows = measure(args.unet_dir, args.real_root, args.split)

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli import ArgumentParser, non_negative_int, positive_float  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from common.paths import DATA_ROOT, REPO_ROOT  # noqa: E402
 
@@ -59,18 +60,22 @@ def chain_jaccard(root: Path, seg_dir: Path, recon_dir: Path, out_dir: Path) -> 
     return run(args, progress=False)["jaccard"]
 
 
-def main(argv: Sequence[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root with unlabeled and val videos")
     parser.add_argument("--seg_model_dir", type=Path, default=None,
                         help="U-Net checkpoint for the chain's Jaccard column (omitted when not given)")
-    parser.add_argument("--minutes", type=float, default=3.0, help="training budget of each variant")
+    parser.add_argument("--minutes", type=positive_float, default=3.0, help="training budget of each variant")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         help="which variants to train and score")
     parser.add_argument("--out_dir", type=Path, default=REPO_ROOT / "benchmarks" / "out" / "reconstructor",
                         help="checkpoints and results of the variants")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every variant")
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of every variant")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
 
     rows = []
     for name in args.variants:

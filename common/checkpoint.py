@@ -2,12 +2,21 @@
 
 A checkpoint is a dict {kind, model, optimizer, epoch, best_metric, config, ...}: `kind` and
 `config` are enough to rebuild the model without the script that trained it.
+
+Checkpoints hold only tensors, numbers, strings, lists and dicts, and are read with
+`weights_only=True`: a checkpoint path comes from the user, and a full unpickle of a crafted
+file runs its code.
 """
 from __future__ import annotations
 
+import dataclasses
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -28,17 +37,35 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
+def plain(value: Any) -> Any:
+    """`value` made of the types `weights_only` loading accepts: paths become strings, numpy
+    scalars numbers, tuples lists, dataclasses dicts; tensors and state dicts pass unchanged."""
+    if isinstance(value, np.generic):   # before float: np.float64 is a float, yet pickles as a numpy global
+        return value.item()
+    if isinstance(value, torch.Tensor) or value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain(v) for v in value]
+    raise TypeError(f"{type(value).__name__} cannot be stored in a weights-only checkpoint: {value!r}")
+
+
 def make_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None, epoch: int,
                     best_metric: float | None, **extra: Any) -> dict:
-    plain = unwrap(model)
+    net = unwrap(model)
     return {
-        "kind": plain.KIND,
-        "config": dict(plain.config),
-        "model": plain.state_dict(),
+        "kind": net.KIND,
+        "config": plain(dict(net.config)),
+        "model": net.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "epoch": epoch,
-        "best_metric": best_metric,
-        **extra,
+        "epoch": int(epoch),
+        "best_metric": plain(best_metric),
+        **plain(extra),
     }
 
 
@@ -57,9 +84,19 @@ def read_checkpoint(path: Path | str, make_it: str = "") -> dict:
     """Load a checkpoint dict on the CPU, with one clear error for a missing or unreadable file."""
     path = resolve_checkpoint(path, make_it)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():   # a foreign pickle protocol warns before it is refused
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message is a page of advice to trust the file; the user needs the one fact.
+        found = re.search(r"GLOBAL (\S+) was not an allowed global|Unsupported global: GLOBAL (\S+)", str(err))
+        if found:
+            raise UserInputError(f"{path}: refused: it asks to run {found.group(1) or found.group(2)}; a checkpoint "
+                                 f"of this repo holds only tensors, numbers, strings, lists and dicts") from None
+        raise UserInputError(f"{path}: not a readable checkpoint (not a file written by torch.save)") from None
     except Exception as err:  # torch raises many types for a truncated or foreign file
-        raise UserInputError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UserInputError(f"{path}: not a readable checkpoint ({type(err).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or not {"kind", "config", "model"} <= ckpt.keys():
         raise UserInputError(f"{path}: not a checkpoint of this repo (expected a dict with kind, config, model)")
     return ckpt

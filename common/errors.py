@@ -6,6 +6,7 @@ not a traceback; the exit code is 2 like argparse's usage errors.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -26,5 +27,18 @@ def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] 
     try:
         main(argv)
     except UserInputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
+
+
+def one_line(err: BaseException) -> str:
+    """The message of `err`, without the worker traceback a DataLoader wraps around it.
+
+    torch re-raises a worker's exception in the main process with the same type but a message
+    of "Caught X in DataLoader worker process N. Original Traceback ..."; the user's line is last.
+    """
+    text = str(err)
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", last)

@@ -9,6 +9,8 @@ from typing import Any, Callable, IO
 
 import torch
 
+from common.errors import UserInputError
+
 
 def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None]) -> None:
     path = Path(path)
@@ -31,3 +33,26 @@ def atomic_torch_save(obj: Any, path: Path | str) -> None:
 
 def atomic_write_json(obj: Any, path: Path | str) -> None:
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def check_out_dir(path: Path | str, flag: str = "--out_dir") -> Path:
+    """Fail now, before the computing, when `path` cannot hold outputs; creates nothing, so a run
+    that fails later leaves no empty folder behind."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        what = f"{flag} is a file, not a folder" if existing == path else f"{existing} is a file, not a folder"
+        raise UserInputError(f"{path}: {what}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"{path}: {flag} cannot be written ({existing} is not writable)")
+    return path
+
+
+def ensure_out_dir(path: Path | str, flag: str = "--out_dir") -> Path:
+    """`check_out_dir`, then create the folder."""
+    path = check_out_dir(path, flag)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserInputError(f"{path}: {flag} cannot be created ({err.strerror or err})") from None
+    return path

@@ -4,18 +4,29 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from common.errors import UserInputError
+
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' takes CUDA when present; otherwise the named device."""
+    """'auto' takes CUDA when present; otherwise the named device, which must exist on this machine."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise UserInputError(f"--device {name!r}: unknown device; use auto, cpu, cuda or cuda:N")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserInputError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise UserInputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def seed_everything(seed: int) -> None:

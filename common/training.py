@@ -21,8 +21,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
-from common.checkpoint import make_checkpoint, read_checkpoint, unwrap
-from common.io import atomic_torch_save
+from common.checkpoint import make_checkpoint, plain, read_checkpoint, unwrap
+from common.cli import add_device_arg, non_negative_float, non_negative_int, positive_float, positive_int
+from common.io import atomic_torch_save, ensure_out_dir
 from common.errors import UserInputError
 from common.runtime import DistContext, autocast, cleanup_distributed, init_distributed, seed_everything
 
@@ -33,19 +34,22 @@ def add_training_args(parser: argparse.ArgumentParser, *, out_dir: Path, epochs:
                       lr: float) -> None:
     """Flags every trainer has; each trainer states its own defaults here, once."""
     g = parser.add_argument_group("training")
-    g.add_argument("--out_dir", type=Path, default=out_dir, help=f"where best.pt, last.pt and history go (default: {out_dir})")
-    g.add_argument("--epochs", type=int, default=epochs, help="number of epochs")
-    g.add_argument("--batch_size", type=int, default=batch_size, help="batch size per process")
-    g.add_argument("--lr", type=float, default=lr, help="peak learning rate of AdamW (cosine decay, 1 warm-up epoch share)")
-    g.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
-    g.add_argument("--seed", type=int, default=0, help="seed of weights, shuffling and augmentation")
-    g.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    g.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
+    g.add_argument("--out_dir", type=Path, default=out_dir,
+                   help=f"where best.pt, last.pt and history go (default: {out_dir})")
+    g.add_argument("--epochs", type=positive_int, default=epochs, help="number of epochs")
+    g.add_argument("--batch_size", type=positive_int, default=batch_size, help="batch size per process")
+    g.add_argument("--lr", type=positive_float, default=lr,
+                   help="peak learning rate of AdamW (cosine decay, 1 warm-up epoch share)")
+    g.add_argument("--weight_decay", type=non_negative_float, default=1e-4, help="AdamW weight decay")
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights, shuffling and augmentation")
+    g.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader worker processes")
+    add_device_arg(g)
     g.add_argument("--no_amp", action="store_true", help="disable mixed precision on CUDA")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
     g.add_argument("--resume", action="store_true", help="continue from last.pt in --out_dir")
-    g.add_argument("--max_steps_per_epoch", type=int, default=0, help="cap on optimizer steps per epoch (0: a full pass)")
-    g.add_argument("--budget_minutes", type=float, default=0.0,
+    g.add_argument("--max_steps_per_epoch", type=non_negative_int, default=0,
+                   help="cap on optimizer steps per epoch (0: a full pass)")
+    g.add_argument("--budget_minutes", type=non_negative_float, default=0.0,
                    help="stop after this much training time, finishing with an evaluation (0: no limit)")
     g.add_argument("--no_progress", action="store_true", help="hide tqdm bars (logs stay)")
 
@@ -81,6 +85,35 @@ def _write_history(out_dir: Path, history: list[dict]) -> None:
         w.writerows(history)
 
 
+RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "best_metric", "rng_state")
+
+
+def _read_resumable(last_path: Path) -> dict:
+    ckpt = read_checkpoint(last_path, make_it="the same command without --resume")
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        raise UserInputError(f"{last_path}: cannot be resumed, it lacks {', '.join(missing)} "
+                             f"(start a new run in another --out_dir)")
+    return ckpt
+
+
+def _model_of_run(model: nn.Module, ckpt: dict, last_path: Path) -> nn.Module:
+    """The model the run being resumed trained: flags that differ from its config (or a default
+    that depends on the machine, like the U-Net's width on CPU and GPU) must not change it."""
+    net = unwrap(model)
+    if ckpt["kind"] != net.KIND:
+        raise UserInputError(f"{last_path}: holds a '{ckpt['kind']}' run, not a '{net.KIND}' one")
+    if ckpt["config"] == plain(net.config):
+        return model
+    differ = ", ".join(f"{k} {net.config.get(k)} -> {v}" for k, v in ckpt["config"].items()
+                       if net.config.get(k) != v)
+    log.warning("resuming with the model of %s, not the one the flags describe (%s)", last_path, differ)
+    try:
+        return type(net).from_config(ckpt["config"])
+    except (TypeError, ValueError) as err:
+        raise UserInputError(f"{last_path}: its model config {ckpt['config']} cannot be rebuilt ({err})") from None
+
+
 def fit(task_factory: Callable[[argparse.Namespace], TrainTask], args: argparse.Namespace) -> dict:
     """Train until `args.epochs` (or the time budget); returns the final history row.
 
@@ -96,13 +129,15 @@ def fit(task_factory: Callable[[argparse.Namespace], TrainTask], args: argparse.
 def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
     out_dir: Path = args.out_dir
     last_path = out_dir / "last.pt"
+    ensure_out_dir(out_dir)   # every rank: exist_ok makes it safe, and a bad path fails before any work
     if not args.resume and last_path.exists():
         raise UserInputError(f"{last_path}: a run already exists here; pass --resume to continue it "
                              f"or choose another --out_dir")
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = _read_resumable(last_path) if args.resume else None
     seed_everything(args.seed)
     task = task_factory(args)
+    if ckpt is not None:
+        task.model = _model_of_run(task.model, ckpt, last_path)
     model = task.model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -128,13 +163,14 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
 
     start_epoch, best, history = 0, None, []
-    if args.resume:
-        ckpt = read_checkpoint(last_path, make_it="the same command without --resume")
-        if ckpt["kind"] != unwrap(model).KIND:
-            raise UserInputError(f"{last_path}: holds a '{ckpt['kind']}' run, not a '{unwrap(model).KIND}' one")
-        unwrap(model).load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt is not None:
+        try:
+            unwrap(model).load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise UserInputError(f"{last_path}: cannot be resumed, its state does not fit this run ({first})") from None
         start_epoch, best, history = ckpt["epoch"], ckpt["best_metric"], ckpt.get("history", [])
         torch.set_rng_state(ckpt["rng_state"])
         log.info("resumed %s at epoch %d (best %s=%s)", last_path, start_epoch, task.metric, best)

@@ -253,7 +253,7 @@ def test_negative_highlight_count_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         run_cli(fit_lighting.main, ["--real_root", str(tmp_path), "--highlights", "-1"])
     assert exit_.value.code == 2
-    assert "--highlights -1" in capsys.readouterr().err
+    assert "argument --highlights: expected an integer >= 0, got '-1'" in capsys.readouterr().err
 
 
 def test_realism_bench_refuses_a_missing_folder_and_another_models_checkpoint(real_sample, tmp_path, capsys):

@@ -11,7 +11,7 @@ from common.checkpoint import load_model
 from common.errors import UserInputError
 from conftest import write_fake_root
 from Data.reading import DatasetError
-from SSL_convLSTM_Reconstructor import train_mask_predictor
+from SSL_convLSTM_Reconstructor import fit_extrapolation, train_mask_predictor
 from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
 from SSL_convLSTM_Reconstructor.pseudo_labels import (MODEL_FRAMES, MaskSequences, load_pseudo_labels,
                                                        make_pseudo_labels)
@@ -104,9 +104,10 @@ def test_mask_predictor_trains_and_every_predictor_is_scored(labelled, tiny_unet
     model, _ = load_model(out, MaskSimVP)
     assert model.config["hid_s"] == 8
 
+    fit_extrapolation.main(["--root_dir", str(labelled), "--out_dir", str(tmp_path / "fit"), "--workers", "1"])
     argv = ["--root_dir", str(labelled), "--split", "val", "--predictor", "mask_simvp", "--compare",
             "mask_extrapolation", "--saved_seg_model_dir", str(tiny_unet), "--saved_mask_model_dir", str(out),
-            "--out_dir", str(tmp_path / "val")]
+            "--saved_extrapolation_dir", str(tmp_path / "fit"), "--out_dir", str(tmp_path / "val")]
     results = run(build_parser().parse_args(argv), progress=False)
     assert set(results["jaccard"]) == {"mask_simvp", "mask_extrapolation", "frame10_baseline", "oracle"}
     assert all(0 <= v <= 1 for v in results["jaccard"].values())
@@ -118,3 +119,14 @@ def test_mask_predictor_trains_and_every_predictor_is_scored(labelled, tiny_unet
     with pytest.raises(UserInputError, match="holds a 'unet' model, expected 'mask_simvp'"):
         run(build_parser().parse_args([*argv[:-2], "--out_dir", str(tmp_path / "x"), "--saved_mask_model_dir",
                                        str(tiny_unet)]), progress=False)
+
+
+def test_extrapolation_fits_on_pseudo_labels(root, tiny_unet, tmp_path, capsys):
+    argv = ["--root_dir", str(root), "--split", "unlabeled", "--labels", "pseudo", "--workers", "1"]
+    with pytest.raises(SystemExit) as err:                  # only frames 0..10 and 21 are labelled yet
+        fit_extrapolation.run_cli(fit_extrapolation.main, [*argv, "--out_dir", str(tmp_path / "early")])
+    assert err.value.code == 2 and "pseudo_labels.py" in capsys.readouterr().err
+    make_pseudo_labels(root, "unlabeled", tiny_unet, range(22), progress=False)
+    record = fit_extrapolation.main([*argv, "--out_dir", str(tmp_path / "fit")])
+    assert record["fit"]["data"]["labels"] == "pseudo" and record["fit"]["data"]["split"] == "unlabeled"
+    assert record["fit"]["data"]["videos"] == 6 and record["params"]["drag"]

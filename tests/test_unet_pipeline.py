@@ -68,9 +68,12 @@ def test_resume_equals_uninterrupted_run(root, tmp_path):
 
 
 def test_ctrl_c_saves_last_checkpoint(root, tmp_path):
+    # A test run started in the background of a shell inherits an ignored SIGINT, which Python then
+    # keeps ignoring: give the trainer the default disposition a user's terminal gives it.
     proc = subprocess.Popen([sys.executable, "Unets/train.py", "--root_dir", str(root), "--out_dir", str(tmp_path),
                              "--epochs", "500", "--max_steps_per_epoch", "2", *TINY], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not (tmp_path / "last.pt").exists() and time.time() < deadline:
         time.sleep(0.2)

@@ -49,8 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
-from Data.layout import class_attributes  # noqa: E402
+from Data.layout import LABELED_SPLITS, class_attributes  # noqa: E402
 from Data.reading import SplitReader  # noqa: E402
 from Data.synth import render  # noqa: E402
 from Data.synth.scene import CUBE, METAL, RUBBER, Camera, Scene, SceneConfig, SceneObject  # noqa: E402
@@ -625,32 +626,33 @@ def renderer_error(s: SurfaceSamples, material: int) -> float:
     return _albedo_rms(s, *render.shading_terms(material, s.dirs, s.normals))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real_root", type=Path, required=True,
                         help="root of real labelled videos (e.g. ../shared/real_sample)")
-    parser.add_argument("--split", default="train", help="split of --real_root holding mask.npy (default: train)")
+    parser.add_argument("--split", default="train", choices=LABELED_SPLITS,
+                        help="split of --real_root holding mask.npy (default: train)")
     parser.add_argument("--out", type=Path, default=render.LIGHTING_FILE,
                         help=f"JSON file to write (default: {render.LIGHTING_FILE.name} beside the renderer)")
-    parser.add_argument("--limit", type=int, default=None, help="read at most this many videos (default: all)")
-    parser.add_argument("--smooth", type=float, default=30.0,
+    parser.add_argument("--limit", type=positive_int, default=None, help="read at most this many videos (default: all)")
+    parser.add_argument("--smooth", type=non_negative_float, default=30.0,
                         help="weight of the smoothness penalty on the metal tables (default: 30)")
-    parser.add_argument("--highlights", type=int, default=3,
+    parser.add_argument("--highlights", type=non_negative_int, default=3,
                         help="number of lamps whose sharp mirror images on metal are fitted (default: 3; "
                              "0: the smooth tables alone)")
     parser.add_argument("--keep_shadows", action="store_true",
                         help="keep the lighting file's floor shadows instead of refitting them "
                              "(their search is the slow part: minutes)")
-    parser.add_argument("--lamps", type=int, default=4,
+    parser.add_argument("--lamps", type=positive_int, default=4,
                         help="number of directional lamps casting floor shadows (default: 4)")
     parser.add_argument("--area_lamps", action="store_true",
                         help="also fit each lamp's spread (area lamps: slower to render, floor rms "
                              "1.585 -> 1.58 on the real sample)")
-    args = parser.parse_args(argv)
-    if args.highlights < 0:
-        raise UserInputError(f"--highlights {args.highlights}: cannot be negative")
-    if args.lamps < 1:
-        raise UserInputError(f"--lamps {args.lamps}: needs at least one lamp")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if not (args.real_root / args.split).is_dir():
         raise UserInputError(f"{args.real_root / args.split}: no such folder")
     frames = fit_frames(args.real_root, args.split, limit=args.limit)

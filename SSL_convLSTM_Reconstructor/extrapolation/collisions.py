@@ -1,7 +1,7 @@
 """Move every object from its fitted state to the target frame, together or one by one.
 
-Together (`collide`): all objects, resting ones included, slide on as discs of
-`radius_scale` times their plane size, equal masses, with the fitted restitution (`Data.world.simulate`),
+Together (`collide`): all objects, resting ones included, slide on as discs of their shape's
+radius, equal masses, with the fitted restitution (`Data.world.simulate`),
 so an object hit after the last input frame moves and the one that hit it slows or turns.
 Discs that already overlap at the last input frame (objects resting in contact, position
 noise) are left in contact, not pushed apart.
@@ -11,21 +11,20 @@ from __future__ import annotations
 import numpy as np
 
 from Data.layout import class_attributes
-from Data.world import simulate
+from Data.world import in_reach, simulate
 from SSL_convLSTM_Reconstructor.extrapolation.params import ExtrapolationParams
-from SSL_convLSTM_Reconstructor.extrapolation.tracking import Track
 
 
-def plane_size(tr: Track, params: ExtrapolationParams) -> float:
-    """sqrt(area) / pixels per plane unit, median over the fully seen frames (NaN if none)."""
-    full = np.flatnonzero(tr.full)
-    if not full.size:
-        return float("nan")
-    scale = params.view.scale_at(tr.cy[full])
-    return float(np.median(np.sqrt(tr.area[full]) / np.maximum(scale, 1.0)))
+def may_meet(pos: np.ndarray, vel: np.ndarray, radius: np.ndarray, horizon: int) -> bool:
+    """False when no two discs (equal masses) can touch within `horizon` frames, so sliding each
+    alone is exact (`Data.world.in_reach`)."""
+    if len(pos) < 2:
+        return False
+    i, j = np.triu_indices(len(pos), 1)
+    return bool(in_reach(pos, vel, radius, np.ones(len(pos)), i, j, horizon, 1e-9).any())
 
 
-def move(cids: list[int], pos: np.ndarray, vel: np.ndarray, sizes: np.ndarray, horizon: int,
+def move(cids: list[int], pos: np.ndarray, vel: np.ndarray, horizon: int,
          params: ExtrapolationParams) -> np.ndarray:
     """Plane positions (n, 2) after `horizon` frames from positions and velocities (n, 2).
 
@@ -38,9 +37,8 @@ def move(cids: list[int], pos: np.ndarray, vel: np.ndarray, sizes: np.ndarray, h
     ok = ~np.isnan(pos).any(axis=1)
     if not ok.any():
         return ends
-    if params.collide:
-        known = np.where(np.isnan(sizes), np.nanmedian(sizes) if np.isfinite(sizes).any() else 0.0, sizes)
-        radius = params.radius_scale * known
+    radius = np.array([params.radius[s] for s in shapes])
+    if params.collide and may_meet(pos[ok], vel[ok], radius[ok], horizon):
         idx = np.flatnonzero(ok)
         traj = simulate(pos[ok], vel[ok], radius[ok], np.ones(idx.size), horizon + 1,
                         [laws[i] for i in idx], params.restitution, keep_initial_contacts=True)[0]

@@ -12,7 +12,8 @@ import numpy as np
 
 
 def resample_shape(y: np.ndarray, x: np.ndarray, cy: float, cx: float, scale: float):
-    """Nearest-neighbour rescaling of a pixel set about its centroid; returns float offsets."""
+    """Nearest-neighbour rescaling of a pixel set by `scale` about its centroid (cy, cx); returns
+    the rescaled pixels' float offsets from the centroid."""
     y0, x0 = y.min(), x.min()
     patch = np.zeros((y.max() - y0 + 1, x.max() - x0 + 1), bool)
     patch[y - y0, x - x0] = True
@@ -21,8 +22,10 @@ def resample_shape(y: np.ndarray, x: np.ndarray, cy: float, cx: float, scale: fl
     src_y = np.minimum((np.arange(h2) + 0.5) / scale, patch.shape[0] - 1e-6).astype(int)
     src_x = np.minimum((np.arange(w2) + 0.5) / scale, patch.shape[1] - 1e-6).astype(int)
     ny, nx = np.nonzero(patch[np.ix_(src_y, src_x)])
-    # place so the centroid maps to the centroid
-    return (ny + 0.5) / scale - 0.5 + y0 - cy, (nx + 0.5) / scale - 0.5 + x0 - cx
+    # Output pixel k of the patch samples source row y0 + (k + 0.5) / scale - 0.5; its offset
+    # from the new centroid is `scale` times that source row's offset from the old centroid.
+    return (((ny + 0.5) / scale - 0.5 + y0 - cy) * scale,
+            ((nx + 0.5) / scale - 0.5 + x0 - cx) * scale)
 
 
 def place(ys: np.ndarray, xs: np.ndarray, cy: float, cx: float, dy: float, dx: float,

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME, class_attributes
-from SSL_convLSTM_Reconstructor.extrapolation.collisions import move, plane_size
+from SSL_convLSTM_Reconstructor.extrapolation.collisions import move
 from SSL_convLSTM_Reconstructor.extrapolation.motion import fit_state
 from SSL_convLSTM_Reconstructor.extrapolation.painting import paint, place
 from SSL_convLSTM_Reconstructor.extrapolation.params import ExtrapolationParams
@@ -35,7 +35,6 @@ class Objects(NamedTuple):
     cids: list[int]
     pos: np.ndarray        # (n, 2), NaN: unknown
     vel: np.ndarray        # (n, 2)
-    sizes: np.ndarray      # (n,) plane size, NaN: never fully seen
 
 
 def fit_objects(tracks: dict[int, Track], params: ExtrapolationParams) -> Objects:
@@ -44,8 +43,7 @@ def fit_objects(tracks: dict[int, Track], params: ExtrapolationParams) -> Object
     view = params.view
     states = [fit_state(tr, view, params.law(class_attributes(tr.cid)[0]), params.window) for tr in kept]
     return Objects([tr.cid for tr in kept], np.array([s.pos for s in states]).reshape(-1, 2),
-                   np.array([s.vel for s in states]).reshape(-1, 2),
-                   np.array([plane_size(tr, params) for tr in kept]))
+                   np.array([s.vel for s in states]).reshape(-1, 2))
 
 
 def forecast_positions(objects: Objects, params: ExtrapolationParams,
@@ -53,7 +51,7 @@ def forecast_positions(objects: Objects, params: ExtrapolationParams,
     """Predicted image (row, col) of each object's tracked point `horizon` frames on (NaN: unknown)."""
     if not objects.cids:
         return {}
-    ends = move(objects.cids, objects.pos, objects.vel, objects.sizes, horizon, params)
+    ends = move(objects.cids, objects.pos, objects.vel, horizon, params)
     rows, cols = params.view.to_image(ends[:, 0], ends[:, 1])
     return {cid: (float(r), float(c)) for cid, r, c in zip(objects.cids, rows, cols)}
 
