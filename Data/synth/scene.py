@@ -262,4 +262,3 @@ def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion
         if _free(start, placed, r * 1.3, 0.15) and not _fully_in_view(probe, camera):
             return start, v_start * d
     return start, v_start * d
-    return start, v_start * d
