@@ -150,12 +150,30 @@ def test_aiming_calibration_rises_with_p_aimed():
 def test_fit_reproduces_the_shipped_file(real_sample, tmp_path, capsys):
     out = tmp_path / "motion.json"
     run_cli(fm.main, ["--real_root", str(real_sample), "--out", str(out)])
-    assert "law sphere" in capsys.readouterr().out
+    assert "law (every shape)" in capsys.readouterr().out
     fitted, shipped = json.loads(out.read_text()), _motion_dict()
     fitted.pop("source"), shipped.pop("source")
     assert fitted == shipped
-    # spheres roll, cubes and cylinders slide
-    assert shipped["laws"]["sphere"]["drag"] > shipped["laws"]["cube"]["drag"] + 0.03
+    # one law for every shape, its drag at the real image speed ratio; the floor fits are kept beside it
+    laws = shipped["laws"]
+    assert len({(law["drag"], law["friction"]) for law in laws.values()}) == 1
+    assert abs(laws["cube"]["drag"] - shipped["image_drag"]["real_ratio"]) < 0.01
+    assert set(shipped["floor_laws"]) == set(laws)
+
+
+def test_image_ratio_is_the_median_over_moving_fully_seen_steps():
+    px = np.array([10.0, 9.0, 8.1, np.nan, 1.0, 0.5])   # 10->9, 9->8.1 count; 8.1->nan and 1.0->0.5 (slow) do not
+    track = fm.PlaneTrack(0, 5, np.zeros((7, 2)), px, np.ones(7, bool))
+    ratio, n = fm.image_ratio([track])
+    assert n == 2 and ratio == pytest.approx(0.9)
+
+
+def test_drag_calibration_finds_the_drag_that_shows_a_given_image_ratio():
+    fitted = _motion_dict()
+    drag, curve = fm.calibrate_drag(0.88, {**fitted, "p_aimed": {"value": 0.5}}, 0.0, CAM, scenes=15)
+    ratios = [r for _, r in curve]
+    assert ratios[-1] > ratios[0] + 0.1             # a larger drag shows a larger image ratio
+    assert abs(drag - 0.88) < 0.02                  # the generator's image ratio follows its drag
 
 
 def test_missing_folder_is_one_clear_error(tmp_path, capsys):
