@@ -2,18 +2,26 @@
 
 World coordinates: the floor is the plane z = 0, x points right in the image, y away from the
 camera, z up; lengths are in "floor units" (an object is about 1.2 units across). Time is in
-frames. Objects slide on the floor with Coulomb friction and collide elastically as discs
-(`Data.world`: the camera and the disc simulation, shared with the mask predictors).
+frames. Objects slide on the floor and collide as discs (`Data.world`: the camera and the disc
+simulation, shared with the mask predictors). How they move is *measured on the real videos*
+and loaded from `real_motion.json` (written by `fit_motion.py`): the motion law of each shape
+(drag and friction), the restitution of collisions, the initial and entering speeds, the share
+of objects at rest at the start and of launched objects aimed at another object.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from Data.layout import COLOURS, MATERIALS, NUM_FRAMES, SHAPES, class_id
 from Data.world import Camera, MotionLaw, simulate
+
+MOTION_FILE = Path(__file__).resolve().with_name("real_motion.json")   # written by fit_motion.py
 
 CUBE, SPHERE, CYLINDER = 0, 1, 2
 METAL, RUBBER = 0, 1
@@ -74,19 +82,50 @@ class Scene:
 
 
 @dataclass(frozen=True)
+class RealMotion:
+    """How objects move, as `fit_motion.py` measured it on the real videos (speeds in units per frame)."""
+
+    laws: tuple[MotionLaw, ...]           # per shape (cube, sphere, cylinder)
+    restitution: float                    # of every collision (equal masses)
+    initial_speed: tuple[float, float]    # uniform range of objects moving at frame 0
+    entering_speed: tuple[float, float]   # uniform range of objects when they come into view
+    entering_frame: tuple[float, float]   # uniform range of the frame at which they are first fully in view
+    p_static: float                       # share of in-view objects at rest at frame 0
+    p_aimed: float                        # share of launched objects aimed at another object
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RealMotion":
+        laws = tuple(MotionLaw(float(data["laws"][name]["drag"]), float(data["laws"][name]["friction"]))
+                     for name in SHAPES)
+        return cls(laws, float(data["restitution"]["value"]), tuple(map(float, data["initial_speed"]["range"])),
+                   tuple(map(float, data["entering_speed"]["range"])),
+                   tuple(map(float, data["entering_frame"]["range"])), float(data["p_static"]["value"]),
+                   float(data["p_aimed"]["value"]))
+
+    def start_speed(self, shape: int, speed: float, frames: int) -> float:
+        """Speed `frames` frames earlier of an object of this shape that has `speed` now."""
+        law = self.laws[shape]
+        for _ in range(frames):
+            speed = (speed + law.friction) / law.drag
+        return speed
+
+
+@lru_cache(maxsize=8)
+def load_motion(path: Path = MOTION_FILE) -> RealMotion:
+    """The fitted motion of a `fit_motion.py` JSON file (default: the shipped one), loaded once per process."""
+    return RealMotion.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass(frozen=True)
 class SceneConfig:
-    """Knobs of the scene sampler, tuned so that mask statistics match the real samples."""
+    """Knobs of the scene sampler; the motion comes from the real videos (`motion`, default the shipped file)."""
 
     size: float = 0.47                    # half extent of every object (CLEVRER objects share one size)
     num_objects: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
     num_objects_p: tuple[float, ...] = (0.10, 0.18, 0.24, 0.22, 0.16, 0.10)
-    p_static: float = 0.35                # share of in-view objects at rest at the start
-    p_aimed: float = 0.5                  # share of moving objects aimed at another object
-    speed: tuple[float, float] = (0.15, 0.42)    # initial speed, units per frame
-    friction: float = 0.006               # deceleration, units per frame^2
+    motion: RealMotion | None = None      # None: `load_motion()` of `MOTION_FILE`
     p_entering_video: float = 0.65        # share of videos with objects entering mid-video
     max_entering: int = 3
-    enter_frames: tuple[int, int] = (1, 16)
     p_leaving: float = 0.3                # share of videos with one object sent towards an edge
     v_range: tuple[float, float] = (20.0, 130.0)   # image rows where objects start
     u_margin: float = 14.0
@@ -114,6 +153,7 @@ def sample_scene(rng: np.random.Generator, camera: Camera | None = None,
 
 
 def _sample_once(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, num_frames: int) -> Scene:
+    motion = cfg.motion or load_motion()
     n = int(rng.choice(cfg.num_objects, p=np.array(cfg.num_objects_p) / sum(cfg.num_objects_p)))
     classes = rng.choice(48, size=n, replace=False)
     n_enter = 0
@@ -138,13 +178,13 @@ def _sample_once(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, num
     for i in range(n_in):
         pos[i] = sample_inside()
         placed.append(pos[i])
-    # The first in-view object always moves, so that no video is a still life.
+    # Without entering objects the first in-view object always moves, so that no video is a still life.
     for i in range(n_in):
-        if i > 0 and rng.random() < cfg.p_static:
+        if (i > 0 or n_enter > 0) and rng.random() < motion.p_static:
             continue
-        speed = rng.uniform(*cfg.speed)
+        speed = rng.uniform(*motion.initial_speed)
         others = [j for j in range(n_in) if j != i]
-        if others and rng.random() < cfg.p_aimed:
+        if others and rng.random() < motion.p_aimed:
             # Aiming at another object is what makes CLEVRER videos full of collisions.
             d = pos[rng.choice(others)] - pos[i]
             ang = math.atan2(d[1], d[0]) + rng.normal(0, 0.15)
@@ -157,15 +197,18 @@ def _sample_once(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, num
         u, _, _ = camera.project(np.array([*pos[i], r]))
         side = -1.0 if u < camera.width / 2 else 1.0
         ang = rng.uniform(-0.6, 0.6)
-        vel[i] = rng.uniform(0.22, 0.36) * np.array([side * math.cos(ang), math.sin(ang)])
+        vel[i] = rng.uniform(*motion.initial_speed) * np.array([side * math.cos(ang), math.sin(ang)])
 
+    targets = list(placed)                  # in-view objects an entering one may be aimed at
     for i in range(n_in, n):
-        pos[i], vel[i] = _entering(rng, camera, cfg, placed, num_frames)
+        pos[i], vel[i] = _entering(rng, camera, cfg, motion, int(classes[i]) // 16, placed, targets)
         placed.append(pos[i])
 
     mass = np.ones(n)
     spin0 = rng.uniform(-0.03, 0.03, size=n) * (np.hypot(vel[:, 0], vel[:, 1]) > 0)
-    traj, _, yaw = simulate(pos, vel, coll_r, mass, num_frames, MotionLaw(friction=cfg.friction), spin0=spin0)
+    laws = [motion.laws[int(c) // 16] for c in classes]
+    traj, _, yaw = simulate(pos, vel, coll_r, mass, num_frames, laws, restitution=motion.restitution,
+                            spin0=spin0)
     yaw0 = rng.uniform(0, math.pi / 2, size=n)
     objects = []
     for i, c in enumerate(classes):
@@ -174,34 +217,48 @@ def _sample_once(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, num
     return Scene(camera, objects, num_frames)
 
 
-def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig,
-              placed: list[np.ndarray], num_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start position outside the view and velocity so that the object crosses into it mid-video."""
+def _fully_in_view(obj: SceneObject, camera: Camera) -> bool:
+    """True when the object's image box at frame 0 lies inside the image with a pixel to spare."""
+    box = obj.screen_box(camera, 0)
+    return box is not None and box[0] > 1 and box[1] > 1 and box[2] < camera.width - 1 and box[3] < camera.height_px - 1
+
+
+def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion: RealMotion, shape: int,
+              placed: list[np.ndarray], targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Start position outside the view and velocity so that the object crosses into it mid-video.
+
+    It heads for an in-view object (`targets`) with probability `motion.p_aimed`, else for a random
+    point of the view, and is first fully in view at a whole frame drawn from `motion.entering_frame`,
+    at a speed drawn from `motion.entering_speed` (as `fit_motion.py` measures both); its start speed
+    and distance follow its shape's law.
+    """
     r = cfg.size
-    probe = SceneObject(SPHERE, RUBBER, 0, r * math.sqrt(2), np.zeros((1, 2)), np.zeros(1))
+    law = motion.laws[shape]
+    probe = SceneObject(shape, RUBBER, 0, r, np.zeros((1, 2)), np.zeros(1))
     for _ in range(100):
+        aimed = bool(targets) and rng.random() < motion.p_aimed
         target = camera.floor_point(np.array(rng.uniform(40, camera.width - 40)),
                                     np.array(rng.uniform(40, 140)))
+        if aimed:
+            target = targets[int(rng.integers(len(targets)))]
         edge = rng.choice(3, p=[0.4, 0.4, 0.2])      # left, right, far side
         a = rng.uniform(-0.9, 0.9)
         d = [np.array([math.cos(a), math.sin(a)]), np.array([-math.cos(a), math.sin(a)]),
              np.array([math.sin(a) * 0.7, -math.cos(a)])][edge]
         d = d / np.linalg.norm(d)
-        # Walk back from the target until the object is entirely out of the image.
+        # Walk back from the target until the object is no longer entirely in the image.
         boundary = None
         for s in np.arange(0.0, 30.0, 0.1):
             probe.pos[0] = target - s * d
-            if not probe.in_view(camera, 0):
+            if not _fully_in_view(probe, camera):
                 boundary = s
                 break
-        if boundary is None:
+        if boundary is None or boundary == 0.0:
             continue
-        t_enter = rng.uniform(*cfg.enter_frames)
-        v_enter = rng.uniform(0.12, 0.32)
-        v_start = v_enter + cfg.friction * t_enter
-        back = v_start * t_enter - 0.5 * cfg.friction * t_enter ** 2
-        start = target - (boundary + back) * d
+        t_enter = int(round(rng.uniform(*motion.entering_frame)))
+        v_start = motion.start_speed(shape, rng.uniform(*motion.entering_speed), t_enter)
+        start = target - (boundary + law.travel(v_start, t_enter)) * d
         probe.pos[0] = start
-        if _free(start, placed, r * 1.3, 0.15) and not probe.in_view(camera, 0):
+        if _free(start, placed, r * 1.3, 0.15) and not _fully_in_view(probe, camera):
             return start, v_start * d
     return start, v_start * d
