@@ -15,8 +15,8 @@ from Data import generate
 from Data.synth import fit_lighting, render
 from Data.synth.scene import (CUBE, CYLINDER, METAL, RUBBER, SPHERE, Camera, Scene,
                               SceneObject, sample_scene)
-from Data.synth.scene import RealMotion, SceneConfig  # noqa: E402
-from Data.world import MotionLaw  # noqa: E402
+from Data.synth.scene import RealMotion, SceneConfig
+from Data.world import MotionLaw
 
 
 # The scenes of the lighting tests move by this fixed law, not by the shipped motion file: what

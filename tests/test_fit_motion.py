@@ -2,21 +2,15 @@
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from common.errors import run_cli  # noqa: E402
-from Data.synth import fit_motion as fm  # noqa: E402
-from Data.synth.scene import (CUBE, CYLINDER, MOTION_FILE, SPHERE, RealMotion, SceneConfig,  # noqa: E402
+from common.errors import run_cli
+from Data.synth import fit_motion as fm
+from Data.synth.scene import (CUBE, CYLINDER, MOTION_FILE, SPHERE, RealMotion, SceneConfig,
                               load_motion, sample_scene)
-from Data.world import Camera, MotionLaw, simulate  # noqa: E402
+from Data.world import Camera, MotionLaw, simulate
 
 CAM = Camera()
 TRUE_LAWS = {CUBE: MotionLaw(0.90, 0.004), SPHERE: MotionLaw(0.98, 0.0), CYLINDER: MotionLaw(0.93, 0.01)}

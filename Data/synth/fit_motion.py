@@ -44,20 +44,17 @@ import argparse
 import json
 import logging
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from common.errors import UserInputError, run_cli  # noqa: E402
-from Data import dynamics  # noqa: E402
-from Data.layout import SHAPES, class_attributes, list_videos  # noqa: E402
-from Data.synth.scene import COLLISION_SCALE, MOTION_FILE, SceneConfig  # noqa: E402
-from Data.world import Camera, MotionLaw, simulate  # noqa: E402
+from common.errors import UserInputError, run_cli
+from Data import dynamics
+from Data.layout import SHAPES, class_attributes, list_videos
+from Data.synth.scene import COLLISION_SCALE, MOTION_FILE, SceneConfig
+from Data.world import Camera, MotionLaw, simulate
 
 log = logging.getLogger(__name__)
 
