@@ -21,10 +21,10 @@ from typing import Iterator, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from common.cli import ArgumentParser, device_name, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
+from common.progress import tqdm  # noqa: E402
 from Data import dynamics  # noqa: E402
 from Data.layout import (LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, SPLITS, class_attributes,  # noqa: E402
                          frame_name, list_videos)

@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from common.cli import ArgumentParser, add_device_arg, positive_int  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from common.io import atomic_write_json  # noqa: E402
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
+from common.progress import tqdm  # noqa: E402
 from common.runtime import pick_device  # noqa: E402
 from Data.layout import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_FRAME, WIDTH  # noqa: E402
 from Data.reading import DatasetError, SplitReader, fingerprint, preprocess_frames  # noqa: E402

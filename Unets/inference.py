@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from common.checkpoint import load_model
 from common.cli import ArgumentParser, add_device_arg, non_negative_int, positive_int
@@ -39,6 +38,7 @@ from common.io import atomic_torch_save, atomic_write_json, check_out_dir
 from common.metrics import jaccard_index, per_class_iou
 from common.paths import (DATA_ROOT, EXTRAPOLATION_FIT, MASK_SIMVP_CHECKPOINTS, RECON_CHECKPOINTS, RESULTS_ROOT,
                           UNET_CHECKPOINTS)
+from common.progress import tqdm
 from common.runtime import pick_device
 from Data.datasets import ForecastVideos
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES

@@ -26,7 +26,7 @@ import demo  # noqa: E402
 from bench_reconstructor import chain_jaccard, reconstruction_quality  # noqa: E402
 from common.cli import ArgumentParser, non_negative_int, positive_float  # noqa: E402
 from common.errors import run_cli  # noqa: E402
-from common.paths import REPO_ROOT  # noqa: E402
+from common.paths import REAL_SAMPLE, REPO_ROOT  # noqa: E402
 
 SMALL = replace(
     demo.DEMO, preset="small", minutes=20.0, unet_minutes=30.0,
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training budget of the mask SimVP and of the reconstructor")
     parser.add_argument("--unet_minutes", type=positive_float, default=SMALL.unet_minutes,
                         help="training budget of the U-Net")
-    parser.add_argument("--real_root", type=Path, default=REPO_ROOT.parent / "shared" / "real_sample",
+    parser.add_argument("--real_root", type=Path, default=REAL_SAMPLE,
                         help="real sample videos for the realism figure")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data and of every model")
     return parser

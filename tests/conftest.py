@@ -11,9 +11,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.paths import REAL_SAMPLE  # noqa: E402
 from Data.layout import FRAMES_PER_SPLIT, HEIGHT, ID_RANGES, LABELED_SPLITS, WIDTH, frame_name  # noqa: E402
-
-REAL_SAMPLE = REPO.parent / "shared" / "real_sample"
 
 
 def fake_video(k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,7 @@ SCRIPTS = {
     "Data/check_dataset.py": ("Data.check_dataset", ()),
     "Data/stats.py": ("Data.stats", ()),
     "Data/contact_sheet.py": ("Data.contact_sheet", ()),
-    "Data/synth/fit_lighting.py": ("Data.synth.fit_lighting", ()),
+    "tools/fit_lighting.py": ("tools.fit_lighting", ()),
     "demo.py": ("demo", ()),
     "benchmarks/bench_accuracy.py": ("bench_accuracy", ()),
     "benchmarks/bench_generator.py": ("bench_generator", ()),

@@ -39,10 +39,19 @@ def test_training_writes_history_samples_and_checkpoints(recon):
 
 
 def test_rollout_mode_trains(session_root, tmp_path):
-    train_reconstructor.main(["--root_dir", str(session_root), "--out_dir", str(tmp_path), "--epochs", "1",
-                              "--max_steps_per_epoch", "1", "--mode", "rollout", *TINY_RECON])
-    _, ckpt = load_model(tmp_path, Reconstructor)
+    train_reconstructor.main(["--root_dir", str(session_root), "--out_dir", str(tmp_path), "--epochs", "3",
+                              "--max_steps_per_epoch", "3", "--mode", "rollout", *TINY_RECON])
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    model, ckpt = load_model(tmp_path / "last.pt", Reconstructor)
     assert ckpt["config"]["mode"] == "rollout"
+    frames = torch.rand(1, 11, 3, 160, 240)
+    with torch.no_grad():
+        out = model(frames)
+        # one frame per step from 11 to 21, each fed back; untrained, the model would copy frame 10
+        assert out.shape == (1, 11, 3, 160, 240)
+        assert model.predict_last_frame(frames).shape == (1, 3, 160, 240)
+        assert not torch.equal(out[:, 0], frames[:, -1]) and not torch.equal(out[:, -1], out[:, 0])
 
 
 def test_chained_val_inference_reproducible_and_recomputable(session_root, tiny_unet, recon, tmp_path):
