@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from common.checkpoint import load_model
+from common.metrics import jaccard_index
 from common.errors import UserInputError
 from conftest import write_fake_root
 from Data.reading import DatasetError
@@ -18,7 +19,7 @@ from SSL_convLSTM_Reconstructor.pseudo_labels import (MODEL_FRAMES, MaskSequence
 from Unets.inference import build_parser, run
 from Unets.segmentation import segment
 from Unets.inference import load_segmenter
-from Data.datasets import ForecastVideos
+from Data.datasets import EvalVideos, ForecastVideos
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,10 @@ def test_mask_predictor_trains_and_every_predictor_is_scored(labelled, tiny_unet
             "--saved_extrapolation_dir", str(tmp_path / "fit"), "--out_dir", str(tmp_path / "val")]
     results = run(build_parser().parse_args(argv), progress=False)
     assert set(results["jaccard"]) == {"mask_simvp", "mask_extrapolation", "frame10_baseline", "oracle"}
-    assert all(0 <= v <= 1 for v in results["jaccard"].values())
+    truth = EvalVideos(labelled).target_masks()
+    extrapolated = torch.load(tmp_path / "val" / "predictions_mask_extrapolation.pt")
+    assert results["jaccard"]["mask_extrapolation"] == pytest.approx(jaccard_index(extrapolated, truth), abs=1e-6)
+    print("MASK_JACCARD", results["jaccard"])
     assert set(results["per_class_iou"]) == set(results["jaccard"])
     saved = json.loads((tmp_path / "val" / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]
