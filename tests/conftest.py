@@ -15,6 +15,11 @@ from common.paths import REAL_SAMPLE  # noqa: E402
 from Data.layout import FRAMES_PER_SPLIT, HEIGHT, ID_RANGES, LABELED_SPLITS, WIDTH, frame_name  # noqa: E402
 
 
+def pytest_configure(config) -> None:
+    # `pytest -m "not slow"`: the quick loop while editing; `make test` runs everything.
+    config.addinivalue_line("markers", "slow: trains models or runs a whole pipeline (seconds to minutes)")
+
+
 def fake_video(k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """22 noisy gray frames with one coloured square sliding right, and its masks.
 

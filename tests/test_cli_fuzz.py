@@ -122,6 +122,7 @@ def test_numeric_flags_use_checked_types(script):
     assert all(a.type is cli.device_name for a in device)
 
 
+@pytest.mark.slow
 def test_the_real_command_lines_say_one_line():
     """The same through `python <script>` from the repo root and from the script's folder."""
     runs = [(["Unets/train.py", "--epochs", "0"], REPO),

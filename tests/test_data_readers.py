@@ -126,6 +126,7 @@ def test_check_dataset_valid_and_from_own_folder(fake_root):
     assert "valid" in out.stdout
 
 
+@pytest.mark.slow
 def test_missing_split_and_empty_root(tmp_path, fake_root):
     import shutil
     shutil.rmtree(fake_root / "hidden")

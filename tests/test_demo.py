@@ -1,6 +1,5 @@
 import json
 import shutil
-
 from dataclasses import replace
 
 import pytest
@@ -10,6 +9,8 @@ from PIL import Image
 import demo
 from common.metrics import jaccard_index
 from Data.datasets import EvalVideos
+
+pytestmark = pytest.mark.slow     # the whole pipeline, every model trained
 
 
 def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
@@ -27,7 +28,6 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     for name, value in saved["jaccard"].items():
         path = val / ("predictions.pt" if name == demo.DEFAULT_PREDICTOR else f"predictions_{name}.pt")
         assert value == pytest.approx(jaccard_index(torch.load(path), truth), abs=1e-6), name
-    print("DEMO_JACCARD", saved["jaccard"])
     sub = torch.load(out / "submission.pt")
     ids = json.loads((out / "video_ids.json").read_text())
     assert sub.dtype == torch.uint8 and sub.shape == (3, 160, 240) and ids == [15000, 15001, 15002]

@@ -53,6 +53,7 @@ def test_fit_pose_recovers_a_rendered_object(shape, yaw):
         assert min(d, math.pi / 2 - d) < 0.06
 
 
+@pytest.mark.slow
 def test_fits_recover_the_renderers_own_lighting(generated):
     """Frames rendered with the shipped lighting, fitted back: the same lighting comes out."""
     frames = twins.fit_frames(generated, "train")
@@ -104,6 +105,7 @@ def _angle_gap(a: float, b: float) -> float:
     return abs((a - b + 180) % 360 - 180)
 
 
+@pytest.mark.slow
 def test_shadow_error_is_lowest_for_the_renderers_own_lamps(generated):
     """On generated frames the true shadows fit best (what is left is sensor noise, and shadows of
     objects outside the view, which are not re-posed); no shadows, or the main lamp turned by
@@ -119,6 +121,7 @@ def test_shadow_error_is_lowest_for_the_renderers_own_lamps(generated):
     assert fit_shadows.shadow_error(frames, renderer, {"lamps": [(turned, strength, blur, spread)] + others}) > 2 * true_err
 
 
+@pytest.mark.slow
 def test_shadow_strengths_are_solved_exactly(generated):
     """The darkening is linear in the strengths: given the true directions and blurs, the solve
     gives back the shipped strengths, and the error of the renderer's own shadows."""
@@ -134,6 +137,7 @@ def test_shadow_strengths_are_solved_exactly(generated):
     assert basis.solve(lamps[:1])[0] > err                  # fewer lamps explain less
 
 
+@pytest.mark.slow
 def test_shadow_search_finds_a_turned_lamp_again(generated):
     frames = twins.fit_frames(generated, "train", limit=1)
     renderer = render.Renderer(noise=0.0)
@@ -146,6 +150,7 @@ def test_shadow_search_finds_a_turned_lamp_again(generated):
     assert _angle_gap(main["azimuth_deg"], lamps[0][0]) < 4 and abs(main["elevation_deg"] - lamps[0][1]) < 4
 
 
+@pytest.mark.slow
 def test_shadow_grid_picks_the_main_lamp(generated):
     frames = twins.fit_frames(generated, "train", limit=1)
     azimuth, elevation = render.lamp_angles(render.Renderer().shadows["lamps"][0][0])
@@ -155,6 +160,7 @@ def test_shadow_grid_picks_the_main_lamp(generated):
     assert abs(lamp["elevation_deg"] - elevation) < 8
 
 
+@pytest.mark.slow
 def test_highlight_search_finds_the_lamps_of_a_synthetic_residual():
     rng = np.random.default_rng(0)
     r = rng.standard_normal((20000, 3))
@@ -225,6 +231,7 @@ def test_metal_highlights_brighten_only_metal():
         assert np.all(diff[mask == 0] <= 1)      # the floor only through the 3x3 blur at the edge
 
 
+@pytest.mark.slow
 def test_renderer_matches_the_shipped_fit_on_the_real_frames(real_sample, tmp_path, capsys):
     out = tmp_path / "lighting.json"
     run_cli(fit_lighting.main, ["--real_root", str(real_sample), "--out", str(out), "--limit", "1",
@@ -278,6 +285,7 @@ def test_realism_bench_refuses_a_missing_folder_and_another_models_checkpoint(re
     assert str(tmp_path) in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_twins_of_generated_frames_are_the_frames_again(generated):
     """Re-posing generated objects and rendering them again reproduces the frames: the same
     objects in the same places, the same pixels but for noise and poses fitted to the pixel."""
@@ -293,6 +301,7 @@ def test_twins_of_generated_frames_are_the_frames_again(generated):
     assert np.abs(images - real)[~(truth > 0) | kept].mean() < 2.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shift", [render.OBJECT_SHIFT, (0.0, -0.2)])
 def test_object_shift_is_found_again(generated, shift):
     """Frames whose objects are drawn `shift` off their masks (the renderer's own shift, or

@@ -5,6 +5,8 @@ import logging
 import subprocess
 import sys
 
+import pytest
+
 from common.progress import LogProgress, tqdm
 from conftest import REPO, TINY_UNET
 
@@ -38,12 +40,13 @@ def test_progress_off_a_terminal_is_log_lines():
     assert not isinstance(tqdm(range(3), desc="x", disable=True), LogProgress)
 
 
+@pytest.mark.slow
 def test_training_log_through_a_pipe_has_no_bar_redraws(session_root, tmp_path):
     """A tiny U-Net training with stderr to a pipe: one line per epoch and the setup lines, no
     carriage returns (the bars used to redraw ~10 times a second into the log)."""
     args = [a for a in TINY_UNET if a != "--no_progress"]
     run = subprocess.run([sys.executable, str(REPO / "Unets" / "train.py"), "--root_dir", str(session_root),
-                          "--out_dir", str(tmp_path / "unet"), "--epochs", "2", "--max_steps_per_epoch", "10",
+                          "--out_dir", str(tmp_path / "unet"), "--epochs", "2", "--max_steps_per_epoch", "3",
                           *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     log = run.stderr

@@ -434,9 +434,8 @@ class Renderer:
         some contact darkening.
 
         Why: a U-Net trained on one exact shadow softness reads the real frames' sharper shadows
-        near the objects as another shape (twins with hard shadows: 0.98 -> 0.84 of object pixels
-        right, `benchmarks/bench_realism.py`), and the fit cannot pin the softness next to the
-        objects, where mask edges hide the floor. The real lighting itself does not vary (per-video
+        near the objects as another shape (`benchmarks/bench_realism.py` measures it), and the fit
+        cannot pin the softness next to the objects, where mask edges hide the floor. The real lighting itself does not vary (per-video
         fits agree within a few degrees), so the variation is kept small around the fit.
         """
         lamps = []
@@ -459,9 +458,8 @@ class Renderer:
         move a spot by that much) and cannot tell its size from its strength well, and a U-Net
         trained on one exact look of metal misreads the real objects (the lesson of
         `varied_shadows`). The extra lamp stands for what the fit misses: the real cubes' bevels
-        light up at yaws where they reflect none of the fitted lamps (the fitted key lamp passes
-        15 degrees from every reflected direction of one real metal cube with a bright edge), so
-        without it bright edges would mark cylinders (their round rims catch a lamp at any angle),
+        light up at yaws where they reflect none of the fitted lamps, so without it bright edges
+        would mark cylinders (their round rims catch a lamp at any angle),
         and a U-Net read real cubes as cylinders.
         """
         out = []
