@@ -66,8 +66,8 @@ class LogProgress:
         self.closed = True
 
     def _write(self) -> None:
-        done = f"{self.n}/{self.total}" if self.total is not None else f"{self.n}"
-        line = f"{self.desc}: {done} {self.unit}, {time.monotonic() - self.start:.0f} s"
+        done = f"{self.n}/{self.total}" if self.total is not None else f"{self.n} {self.unit}"
+        line = f"{self.desc}: {done}, {time.monotonic() - self.start:.0f} s"
         log.info("%s%s", line, f", {self.postfix}" if self.postfix else "")
 
 

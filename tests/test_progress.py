@@ -19,13 +19,13 @@ def test_log_progress_writes_a_line_per_interval_and_one_at_the_end(caplog):
     caplog.set_level(logging.INFO)
     assert list(LogProgress(range(5), desc="videos", unit="video", interval=0.0)) == list(range(5))
     lines = _lines(caplog)
-    assert len(lines) == 6 and lines[0].startswith("videos: 1/5 video") and lines[-1].startswith("videos: 5/5 video")
+    assert len(lines) == 6 and lines[0].startswith("videos: 1/5, ") and lines[-1].startswith("videos: 5/5, ")
     caplog.clear()
     with LogProgress(total=100, desc="steps", interval=3600.0) as bar:     # a long interval: the last line only
         for _ in range(100):
             bar.update(1)
         bar.set_postfix(loss="0.5000")
-    assert _lines(caplog) == [_lines(caplog)[0]] and _lines(caplog)[0].startswith("steps: 100/100 it")
+    assert _lines(caplog) == [_lines(caplog)[0]] and _lines(caplog)[0].startswith("steps: 100/100, ")
     assert _lines(caplog)[0].endswith("loss=0.5000")
     caplog.clear()
     for _ in LogProgress(range(3), desc="epoch 1/3", leave=False, interval=3600.0):
