@@ -1,4 +1,4 @@
-"""Motion statistics of objects in mask videos, measured the way DESIGN.md section 1 does.
+"""Motion statistics of objects in mask videos, to compare generated motion with the real one.
 
 An object is a class id (at most one object per class per video). Its centroid counts only in
 frames where it is *fully in view*: at least `MIN_AREA` pixels and no pixel on an image border,
@@ -8,18 +8,16 @@ frames; speed sample t joins frames t and t+1.
 
 Definitions (the numbers quoted are those of the 3 labelled real videos, `real_sample/train`):
 - speed ratio: speed(t+1) / speed(t) over consecutive speed samples whose first speed is
-  >= `MOVING`; the median per bin of the first speed reproduces DESIGN's 0.93 / 0.90 / 0.91
+  >= `MOVING`; the median per bin of the first speed gives 0.93 / 0.90 / 0.91
   (the mean gives 0.97 / 0.91 / 0.89: a few collisions and centroid jumps pull it around);
 - share of fast samples: speed >= `FAST` among all speed samples (0.10), and among the first
-  speeds of the ratio pairs (DESIGN's 0.24);
-- entering speed: the first speed sample of an object not fully in view in frame 0 (DESIGN's
-  median 13.8 over 4 objects); the stricter "no pixel in frame 0" gives 9.5 over 3 objects.
-  On the generator (tiny, seed 0, train+val) they give 4.2 and 4.1, DESIGN's column says 4.1;
+  speeds of the ratio pairs (0.24);
+- entering speed: the first speed sample of an object not fully in view in frame 0 (median
+  13.8 over 4 objects); the stricter "no pixel in frame 0" gives 9.5 over 3 objects.
 - moving at frame 10: speed over frames 9->10 (the last motion a forecaster sees) >=
-  `MOVING_AT_10`, i.e. not at rest; DESIGN's 0.47 is the share among all objects of the videos
+  `MOVING_AT_10`, i.e. not at rest; 0.47 is the share among all objects of the videos
   (an object not fully in view at 9 and 10 counts as not moving); among objects with that
-  sample it is 0.53. The real videos give the same shares with a threshold of 1.0 or 1.5, but
-  only 0.5 reproduces DESIGN's generator column (0.52 on tiny seed 0 train+val; 1.0 gives 0.48);
+  sample it is 0.53. The real videos give the same shares with a threshold of 1.0 or 1.5;
 - sudden velocity change (a collision seen on one object): consecutive velocity vectors v, w
   with |w - v| > max(`KICK_MIN`, `KICK_SHARE` * max(|v|, |w|)), unless the step is a start;
   both objects of a collision may show one, so these are object events, not collisions;
@@ -191,12 +189,12 @@ def table_rows(s: dict[str, float]) -> dict[str, str]:
         "ratio pairs per bin (total)": " / ".join(str(s[f"ratio_count_{b}"]) for b in bins)
                                        + f" ({s['ratio_pairs']})",
         "share >=8 px/frame, of all speed samples": _fmt(s["fast_share_samples"]),
-        "share >=8 px/frame, of ratio pairs' first speed (DESIGN)": _fmt(s["fast_share_pairs"]),
-        "entering speed, not fully in view at frame 0 (median, n; DESIGN)":
+        "share >=8 px/frame, of ratio pairs' first speed": _fmt(s["fast_share_pairs"]),
+        "entering speed, not fully in view at frame 0 (median, n)":
             f"{_fmt(s['entering_median'], 1)} ({s['entering_count']})",
         "entering speed, no pixel at frame 0 (median, n)":
             f"{_fmt(s['entering_unseen_median'], 1)} ({s['entering_unseen_count']})",
-        f"moving at frame 10 (speed 9->10 >= {MOVING_AT_10:g}), of all objects (DESIGN)":
+        f"moving at frame 10 (speed 9->10 >= {MOVING_AT_10:g}), of all objects":
             _fmt(s["moving_at_10_all"]),
         "moving at frame 10, of objects with a 9->10 sample (n)":
             f"{_fmt(s['moving_at_10_measured'])} ({s['moving_at_10_count']})",

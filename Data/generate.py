@@ -20,10 +20,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from common.cli import ArgumentParser, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
+from common.progress import tqdm
 from Data.layout import (FRAMES_PER_SPLIT, ID_RANGES, LABELED_SPLITS, NUM_FRAMES, SPLITS,
                          frame_name, list_videos)
 
@@ -76,19 +76,15 @@ def is_complete(video_dir: Path, split: str) -> bool:
 
 def write_video(split_dir: Path, split: str, vid: int, seed: int, compress_level: int = 1) -> Path:
     """Render one video into `<split_dir>/video_<vid>` through a temporary folder; returns the folder."""
+    from common.io import atomic_dir
     final = split_dir / f"video_{vid}"
-    tmp = split_dir / f"{TMP_PREFIX}{vid}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
     frames, masks = make_video(split, vid, seed)
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame, "RGB").save(tmp / frame_name(t), compress_level=compress_level)
-    if masks is not None:
-        np.save(tmp / "mask.npy", masks)
-    if final.exists():          # an incomplete leftover of another tool: replace it
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    # An incomplete `final` (a leftover of another tool) is replaced.
+    with atomic_dir(final, split_dir / f"{TMP_PREFIX}{vid}") as tmp:
+        for t, frame in enumerate(frames):
+            Image.fromarray(frame, "RGB").save(tmp / frame_name(t), compress_level=compress_level)
+        if masks is not None:
+            np.save(tmp / "mask.npy", masks)
     return final
 
 
@@ -133,9 +129,8 @@ def _write_manifest(split_dir: Path, seed: int, preset: str | None, count: int, 
     info = {"seed": seed, "preset": preset, "count": count, "first_id": ID_RANGES[split_dir.name][0]
             if split_dir.name in ID_RANGES else 0, "generator_version": GENERATOR_VERSION,
             "complete": complete}
-    tmp = split_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, split_dir / MANIFEST)
+    from common.io import atomic_write_json
+    atomic_write_json(info, split_dir / MANIFEST)
 
 
 def generate(root: Path, counts: dict[str, int], seed: int = 0, workers: int = 1,
@@ -188,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root_dir", type=Path, default=Path(__file__).resolve().parent,
                         help="data root that receives <split>/video_<id>/ (default: the repo's Data/)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
-                        help="videos per split: tiny (24/12/48/12, seconds), small (300/100/1000/100), "
-                             "full (the competition's 1000/1000/13000/2000) (default: tiny)")
+                        help="videos per split (train/val/unlabeled/hidden): "
+                             + ", ".join(f"{name} ({'/'.join(str(n) for n in counts.values())})"
+                                         for name, counts in PRESETS.items())
+                             + " (default: tiny)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="random seed of the whole dataset (default: 0)")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,

@@ -29,7 +29,7 @@ _VIDEO_DIR = re.compile(r"^video_(\d+)$")
 
 
 def class_id(shape: int, material: int, colour: int) -> int:
-    """Class id of an object: 1 + colour + 8*material + 16*shape (DESIGN.md section 1)."""
+    """Class id of an object: 1 + colour + 8*material + 16*shape (the competition's numbering)."""
     return 1 + colour + 8 * material + 16 * shape
 
 

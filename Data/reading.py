@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from common.errors import UserInputError
+from common.io import atomic_dir
 from Data.layout import (FRAMES_PER_SPLIT, HEIGHT, LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES, SPLITS,
                          WIDTH, frame_name, list_videos)
 
@@ -201,15 +201,12 @@ def build_split_cache(root: Path | str, split: str, progress: bool = True) -> Pa
     Built in a temporary folder and renamed, so an interrupted build leaves no cache that
     looks valid. Reading validates every file, so a built cache is a checked cache.
     """
-    from tqdm import tqdm
+    from common.progress import tqdm
 
     root = Path(root)
     reader = SplitReader(root, split, use_cache=False)
     final = root / CACHE_DIR_NAME / split
-    tmp = root / CACHE_DIR_NAME / f".tmp_{split}_{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(final, root / CACHE_DIR_NAME / f".tmp_{split}_{os.getpid()}") as tmp:
         n, t = len(reader), reader.num_frames
         frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8,
                                            shape=(n, t, HEIGHT, WIDTH, 3))
@@ -225,8 +222,4 @@ def build_split_cache(root: Path | str, split: str, progress: bool = True) -> Pa
         manifest = {"version": CACHE_VERSION, "split": split, "video_ids": reader.video_ids,
                     "fingerprint": fingerprint(reader.videos, split)}
         (tmp / "manifest.json").write_text(json.dumps(manifest))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from common.cli import ArgumentParser, device_name, positive_int
 from common.errors import UserInputError, run_cli
+from common.progress import tqdm
 from Data import dynamics
 from Data.layout import (LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES, NUM_INPUT_FRAMES, SPLITS, class_attributes,
                          frame_name, list_videos)

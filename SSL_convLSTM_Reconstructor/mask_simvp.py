@@ -1,7 +1,7 @@
 """SimVP-style mask-to-mask predictor: the masks of frames 0..10 in, 49 logits of frame 21 out.
 
 Architecture (Gao et al. 2022, "SimVP: Simpler yet Better Video Prediction"; Tan et al. 2023,
-"SimVPv2" / gated spatio-temporal attention, gSTA), adapted to masks as in DESIGN.md section 4:
+"SimVPv2" / gated spatio-temporal attention, gSTA), adapted to masks:
 
     class ids (B, T, H, W)
       -> nn.Embedding(num_classes, embed_dim) per pixel             (B*T, E, H, W)

@@ -18,16 +18,16 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from common.checkpoint import resolve_checkpoint
 from common.cli import ArgumentParser, add_device_arg, positive_int
 from common.errors import run_cli
 from common.io import atomic_write_json
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS
+from common.progress import tqdm
 from common.runtime import pick_device
 from Data.layout import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_FRAME, WIDTH
 from Data.reading import DatasetError, SplitReader, fingerprint, preprocess_frames
+from common.checkpoint import resolve_checkpoint
 from models import TRAIN_COMMANDS, load_segmenter
 from Unets.segmentation import segment
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
+from common.progress import tqdm
 from Data.datasets import ForecastVideos
 
 

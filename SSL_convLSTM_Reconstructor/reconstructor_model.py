@@ -7,7 +7,7 @@ U-Net reads blurred moving objects as background. Three options target sharpness
 - residual: predict a change to the last known frame instead of a whole frame. The
   static floor and still objects (most pixels) then cost nothing to reproduce, and the
   final conv starts at zero, so the untrained model already outputs frame 10 exactly
-  (the 0.24 baseline of DESIGN.md section 2), not a gray blur.
+  (the copy-frame-10 baseline), not a gray blur.
 - skips: U-Net-like skips from the encoder features of the last input frame give the
   decoder full-resolution edges that a 4x-downsampled LSTM state cannot carry.
 - mode="rollout": predict one frame ahead at a time, feeding each prediction back, so

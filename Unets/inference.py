@@ -21,13 +21,13 @@ from typing import Sequence
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from common.cli import ArgumentParser, add_device_arg, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
 from common.io import atomic_torch_save, atomic_write_json, check_out_dir
 from common.metrics import jaccard_index, per_class_iou
 from common.paths import DATA_ROOT, RESULTS_ROOT, UNET_CHECKPOINTS
+from common.progress import tqdm
 from common.runtime import pick_device
 from Data.datasets import ForecastVideos
 from Data.layout import NUM_CLASSES

@@ -6,12 +6,17 @@ realism figure (the U-Net trained on generated frames, scored on the real sample
 
 Runs the demo's own pipeline with a larger profile; data, checkpoints and outputs go to
 benchmarks/out/accuracy/ (reused on a second run). Prints the tables and writes
-benchmarks/out/accuracy/summary.json.
+benchmarks/out/accuracy/summary.json; with `--markdown PATH`, also the val table as markdown
+(the date, the commit, the generator version, the optimizer steps of each model and this
+command), the README's results table.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import shlex
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +28,7 @@ import demo
 from benchmarks.bench_reconstructor import chain_jaccard, reconstruction_quality
 from common.cli import ArgumentParser, non_negative_int, positive_float
 from common.errors import run_cli
-from common.paths import REPO_ROOT
+from common.paths import REAL_SAMPLE, REPO_ROOT
 from predictors import row_order
 
 SMALL = replace(
@@ -54,10 +59,50 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training budget of the mask SimVP and of the reconstructor")
     parser.add_argument("--unet_minutes", type=positive_float, default=SMALL.unet_minutes,
                         help="training budget of the U-Net")
-    parser.add_argument("--real_root", type=Path, default=REPO_ROOT.parent / "shared" / "real_sample",
+    parser.add_argument("--real_root", type=Path, default=REAL_SAMPLE,
                         help="real sample videos for the realism figure")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data and of every model")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the val table as markdown to this file (the README's results table)")
     return parser
+
+
+# What each row's masks come from, and the checkpoints whose optimizer steps it reports.
+ROW_MODELS = {
+    "frame10_baseline": ("U-Net on frame 10", ["unet"]),
+    "reconstructor": ("ConvLSTM frame 21, read by the U-Net fine-tuned on predicted frames",
+                      ["reconstructor", "unet_recon"]),
+    "mask_simvp": ("SimVP on the U-Net's masks", ["unet", "mask_simvp"]),
+    "mask_extrapolation": ("physics fitted on the train masks, from the U-Net's masks", ["unet"]),
+    "oracle": ("U-Net on the true frame 21", ["unet"]),
+}
+MODEL_NAMES = {"unet": "U-Net", "reconstructor": "reconstructor", "unet_recon": "U-Net*", "mask_simvp": "SimVP"}
+
+
+def trained_steps(checkpoints: Path) -> dict[str, int]:
+    """Optimizer steps of every model trained under `checkpoints` (from each one's history.json)."""
+    steps = {}
+    for name in MODEL_NAMES:
+        history = checkpoints / name / "history.json"
+        if history.is_file():
+            steps[name] = sum(int(row["steps"]) for row in json.loads(history.read_text()))
+    return steps
+
+
+def markdown_table(summary: dict, steps: dict[str, int], command: str, commit: str, date: str,
+                   generator: str) -> str:
+    """The val table of `summary` as markdown, with what produced it."""
+    jac = summary["val"]
+    lines = [f"Val Jaccard on `small` generated data ({generator}, {summary['videos']} val videos), "
+             f"measured {date} at commit `{commit[:12]}` by `{command}`:", "",
+             "| predictor | masks from | val JI | x frame-10 baseline | x oracle | optimizer steps |",
+             "|---|---|---|---|---|---|"]
+    for name, (what, models) in ROW_MODELS.items():
+        if name in jac:
+            trained = ", ".join(f"{MODEL_NAMES[m]} {steps[m]:,}" for m in models if m in steps) or "-"
+            lines.append(f"| `{name}` | {what} | {jac[name]:.3f} | {jac[name] / jac['frame10_baseline']:.2f} "
+                         f"| {jac[name] / jac['oracle']:.2f} | {trained} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -84,6 +129,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     rec = summary["reconstruction"]
     print(f"frame 21 on val: reconstructor PSNR {rec['val_psnr']:.2f} SSIM {rec['val_ssim']:.4f}; "
           f"copy frame 10 PSNR {rec['copy10_psnr']:.2f} SSIM {rec['copy10_ssim']:.4f}")
+    if args.markdown is not None:
+        from common.io import atomic_write
+        from Data.generate import GENERATOR_VERSION
+        from SSL_convLSTM_Reconstructor.fit_extrapolation import code_version
+        command = shlex.join(["python", "benchmarks/bench_accuracy.py", *(sys.argv[1:] if argv is None else argv)])
+        table = markdown_table(summary, trained_steps(out / "checkpoints"), command, code_version(),
+                               datetime.date.today().isoformat(), GENERATOR_VERSION)
+        atomic_write(args.markdown, lambda f: f.write(table.encode()))
+        print(f"\nwrote {args.markdown}")
     return summary
 
 

@@ -2,7 +2,7 @@
 generated twins.
 
 Every object of the real labelled frames is re-posed in the generator's scene
-(`Data.synth.fit_lighting.fit_frames`, median silhouette IoU ~0.95) and the scene is rendered
+(`Data.synth.twins.fit_frames`, median silhouette IoU ~0.95) and the scene is rendered
 again (`render_twins`): a real frame and its twin hold the same objects in the same places, so
 the gap between the two rows is appearance alone. Hybrids swap one part at a time: real objects
 pasted on the twin's floor and shadows, the twin's objects on the real floor, and the twin
@@ -31,11 +31,11 @@ import torch
 from common.cli import ArgumentParser
 from common.errors import UserInputError, run_cli
 from common.metrics import jaccard_index, per_class_iou
-from common.paths import REPO_ROOT
+from common.paths import REAL_SAMPLE
 from Data.layout import LABELED_SPLITS, NUM_CLASSES
 from Data.reading import preprocess_frames
 from Data.synth import render
-from Data.synth.fit_lighting import fit_frames, render_twins
+from Data.synth.twins import fit_frames, render_twins
 from models import load_segmenter
 from Unets.segmentation import segment
 
@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--unet_dir", type=Path, required=True,
                         help="U-Net checkpoint folder (trained on generated frames)")
-    parser.add_argument("--real_root", type=Path, default=REPO_ROOT.parent / "shared" / "real_sample",
-                        help="root of real labelled videos (default: ../shared/real_sample)")
+    parser.add_argument("--real_root", type=Path, default=REAL_SAMPLE,
+                        help=f"root of real labelled videos (default: {REAL_SAMPLE})")
     parser.add_argument("--split", default="train", choices=LABELED_SPLITS,
                         help="split of --real_root holding mask.npy (default: train)")
     return parser

@@ -1,8 +1,8 @@
 """Command-line pieces every script shares: checked argparse types and a parser whose errors are one line.
 
 A flag that takes a count, a size or a rate is refused at parse time when it is out of range,
-so a wrong value costs the user one line and no computing (`--epochs 0` used to write an
-untrained checkpoint and exit 0).
+so a wrong value costs the user one line and no computing (`--epochs 0` would otherwise write
+an untrained checkpoint and exit 0).
 """
 from __future__ import annotations
 

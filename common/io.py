@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, IO
+from typing import Any, Callable, IO, Iterator
 
 import torch
 
@@ -33,6 +35,22 @@ def atomic_torch_save(obj: Any, path: Path | str) -> None:
 
 def atomic_write_json(obj: Any, path: Path | str) -> None:
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+@contextmanager
+def atomic_dir(final: Path | str, tmp: Path | str) -> Iterator[Path]:
+    """A fresh folder `tmp` (beside `final`) to fill in the block; renamed to `final`, replacing
+    what was there, when the block ends, and removed if it raises. A folder is never seen half
+    written under its final name."""
+    final, tmp = Path(final), Path(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_out_dir(path: Path | str, flag: str = "--out_dir") -> Path:

@@ -19,12 +19,12 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
-from tqdm import tqdm
 
 from common.checkpoint import make_checkpoint, plain, read_checkpoint, unwrap
 from common.cli import add_device_arg, non_negative_float, non_negative_int, positive_float, positive_int
 from common.io import atomic_torch_save, ensure_out_dir
 from common.errors import UserInputError
+from common.progress import tqdm
 from common.runtime import DistContext, autocast, cleanup_distributed, init_distributed, seed_everything
 
 log = logging.getLogger("train")

@@ -9,9 +9,13 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
+from common.paths import REAL_SAMPLE
 from Data.layout import FRAMES_PER_SPLIT, HEIGHT, ID_RANGES, LABELED_SPLITS, WIDTH, frame_name
 
-REAL_SAMPLE = REPO.parent / "shared" / "real_sample"
+
+def pytest_configure(config) -> None:
+    # `pytest -m "not slow"`: the quick loop while editing; `make test` runs everything.
+    config.addinivalue_line("markers", "slow: trains models or runs a whole pipeline (seconds to minutes)")
 
 
 def fake_video(k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

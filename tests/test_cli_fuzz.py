@@ -29,7 +29,7 @@ SCRIPTS = {
     "Data/check_dataset.py": ("Data.check_dataset", ()),
     "Data/stats.py": ("Data.stats", ()),
     "Data/contact_sheet.py": ("Data.contact_sheet", ()),
-    "Data/synth/fit_lighting.py": ("Data.synth.fit_lighting", ()),
+    "tools/fit_lighting.py": ("tools.fit_lighting", ()),
     "demo.py": ("demo", ()),
     "benchmarks/bench_accuracy.py": ("benchmarks.bench_accuracy", ()),
     "benchmarks/bench_generator.py": ("benchmarks.bench_generator", ()),
@@ -120,6 +120,7 @@ def test_numeric_flags_use_checked_types(script):
     assert all(a.type is cli.device_name for a in device)
 
 
+@pytest.mark.slow
 def test_the_real_command_lines_say_one_line():
     """The same through `python <script>` from the repo root and from the script's folder."""
     runs = [(["Unets/train.py", "--epochs", "0"], REPO),

@@ -1,11 +1,17 @@
 import json
 import shutil
+from dataclasses import replace
 
+import pytest
 import torch
 from PIL import Image
 
 import demo
-from dataclasses import replace
+from common.metrics import jaccard_index
+from Data.layout import NUM_CLASSES
+from Data.datasets import EvalVideos
+
+pytestmark = pytest.mark.slow     # the whole pipeline, every model trained
 
 
 def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
@@ -17,7 +23,12 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]
     assert set(saved["jaccard"]) == {"frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "oracle"}
-    assert all(0.0 <= v <= 1.0 for v in saved["jaccard"].values())
+    # Every row is the competition metric of the masks saved beside it, against the true frame 21.
+    truth = EvalVideos(root).target_masks()
+    val = out / "val"
+    for name, value in saved["jaccard"].items():
+        path = val / ("predictions.pt" if name == demo.DEFAULT_PREDICTOR else f"predictions_{name}.pt")
+        assert value == pytest.approx(jaccard_index(torch.load(path), truth, NUM_CLASSES), abs=1e-6), name
     sub = torch.load(out / "submission.pt")
     ids = json.loads((out / "video_ids.json").read_text())
     assert sub.dtype == torch.uint8 and sub.shape == (3, 160, 240) and ids == [15000, 15001, 15002]

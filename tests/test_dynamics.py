@@ -200,7 +200,7 @@ def test_cli_segments_unlabeled_videos(fake_root, tmp_path, capsys):
 def test_real_sample_reproduces_design_table(real_sample):
     masks = [np.load(real_sample / "train" / f"video_{k}" / "mask.npy") for k in range(3)]
     s = dynamics_summary(masks)
-    assert (s["videos"], s["objects"], s["ratio_pairs"]) == (3, 17, 129)    # DESIGN: 17 objects, 129 pairs
+    assert (s["videos"], s["objects"], s["ratio_pairs"]) == (3, 17, 129)
     assert [round(s[f"ratio_median_{b}"], 2) for b in ("1.5_5", "5_8", "8_inf")] == [0.93, 0.90, 0.91]
     assert round(s["fast_share_pairs"], 2) == 0.24
     assert round(s["entering_median"], 1) == 13.8

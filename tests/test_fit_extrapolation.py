@@ -137,6 +137,7 @@ def test_missing_fit_names_the_command_that_makes_it(tmp_path):
         run(args, progress=False)
 
 
+@pytest.mark.slow
 def test_the_predictor_never_imports_the_generator():
     code = ("import sys; import Unets.inference, SSL_convLSTM_Reconstructor.fit_extrapolation; "
             "from SSL_convLSTM_Reconstructor.extrapolation import fitting, predictor; "

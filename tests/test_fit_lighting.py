@@ -1,6 +1,7 @@
 """Analysis by synthesis of the lighting: object poses from masks, and the shading fits."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -12,9 +13,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 from common.errors import run_cli
 from Data import generate
-from Data.synth import fit_lighting, render
+from Data.synth import render, twins
 from Data.synth.scene import (CUBE, CYLINDER, METAL, RUBBER, SPHERE, Camera, Scene,
                               SceneObject, sample_scene)
+from tools import fit_lighting, fit_shadows
 from Data.synth.scene import RealMotion, SceneConfig
 from Data.world import MotionLaw
 
@@ -51,7 +53,7 @@ def test_fit_pose_recovers_a_rendered_object(shape, yaw):
     truth = SceneObject(shape, RUBBER, 2, 0.47, np.array([[0.4, 9.0]]), np.array([yaw]))
     _, mask = render.Renderer().render(Scene(camera, [truth], 1), 0)
     target = mask == truth.cid
-    pose = fit_lighting.fit_pose(shape, target, np.ones_like(target), camera, rays, 0.47)
+    pose = twins.fit_pose(shape, target, np.ones_like(target), camera, rays, 0.47)
     assert pose.iou > 0.97
     assert math.hypot(pose.x - 0.4, pose.y - 9.0) < 0.05
     if shape == CUBE:      # a cube looks the same every 90 degrees
@@ -59,9 +61,10 @@ def test_fit_pose_recovers_a_rendered_object(shape, yaw):
         assert min(d, math.pi / 2 - d) < 0.06
 
 
+@pytest.mark.slow
 def test_fits_recover_the_renderers_own_lighting(generated):
     """Frames rendered with the shipped lighting, fitted back: the same lighting comes out."""
-    frames = fit_lighting.fit_frames(generated, "train")
+    frames = twins.fit_frames(generated, "train")
     ious = [iou for frame in frames for _, iou in frame.objects]
     assert np.median(ious) > 0.97                     # the generator's camera, exactly
     samples = fit_lighting.surface_samples(frames)
@@ -116,43 +119,46 @@ def _angle_gap(a: float, b: float) -> float:
     return abs((a - b + 180) % 360 - 180)
 
 
+@pytest.mark.slow
 def test_shadow_error_is_lowest_for_the_renderers_own_lamps(generated):
     """On generated frames the true shadows fit best (what is left is sensor noise, and shadows of
     objects outside the view, which are not re-posed); no shadows, or the main lamp turned by
     40 degrees, are far worse."""
-    frames = fit_lighting.fit_frames(generated, "train", limit=1)
+    frames = twins.fit_frames(generated, "train", limit=1)
     renderer = render.Renderer(noise=0.0)
-    true_err = fit_lighting.shadow_error(frames, renderer)
+    true_err = fit_shadows.shadow_error(frames, renderer)
     assert true_err < 1.5
-    assert fit_lighting.shadow_error(frames, renderer, {"lamps": [], "contact": 0.0}) > 2 * true_err
+    assert fit_shadows.shadow_error(frames, renderer, {"lamps": [], "contact": 0.0}) > 2 * true_err
     (ldir, strength, blur, spread), *others = renderer.shadows["lamps"]
     azimuth, elevation = render.lamp_angles(ldir)
     turned = render.lamp_direction(azimuth + 40, elevation)
-    assert fit_lighting.shadow_error(frames, renderer, {"lamps": [(turned, strength, blur, spread)] + others}) > 2 * true_err
+    assert fit_shadows.shadow_error(frames, renderer, {"lamps": [(turned, strength, blur, spread)] + others}) > 2 * true_err
 
 
+@pytest.mark.slow
 def test_shadow_strengths_are_solved_exactly(generated):
     """The darkening is linear in the strengths: given the true directions and blurs, the solve
     gives back the shipped strengths, and the error of the renderer's own shadows."""
-    frames = fit_lighting.fit_frames(generated, "train", limit=2)
+    frames = twins.fit_frames(generated, "train", limit=2)
     renderer = render.Renderer(noise=0.0)
-    basis = fit_lighting.ShadowBasis(frames, renderer)
+    basis = fit_shadows.ShadowBasis(frames, renderer)
     truth = renderer.shadows
     lamps = [render.lamp_angles(d) + (blur, spread) for d, _, blur, spread in truth["lamps"]]
     err, strengths = basis.solve(lamps)
     expected = [s for _, s, _, _ in truth["lamps"]] + [truth["contact"]]
     assert np.abs(strengths - expected).max() < 0.02, (strengths, expected)
-    assert err <= fit_lighting.shadow_error(frames, renderer) + 0.05
+    assert err <= fit_shadows.shadow_error(frames, renderer) + 0.05
     assert basis.solve(lamps[:1])[0] > err                  # fewer lamps explain less
 
 
+@pytest.mark.slow
 def test_shadow_search_finds_a_turned_lamp_again(generated):
-    frames = fit_lighting.fit_frames(generated, "train", limit=1)
+    frames = twins.fit_frames(generated, "train", limit=1)
     renderer = render.Renderer(noise=0.0)
-    true_err = fit_lighting.shadow_error(frames, renderer)
+    true_err = fit_shadows.shadow_error(frames, renderer)
     lamps = [render.lamp_angles(d) + (blur, spread) for d, _, blur, spread in renderer.shadows["lamps"]]
     start = [(lamps[0][0] + 30, lamps[0][1] - 10) + lamps[0][2:]] + lamps[1:]
-    fitted, before, after = fit_lighting.fit_shadows(frames, stride=2, grid=False, start=start, min_step_deg=2)
+    fitted, before, after = fit_shadows.fit_shadows(frames, stride=2, grid=False, start=start, min_step_deg=2)
     assert after == pytest.approx(true_err, abs=0.1)
     main = fitted["lamps"][0]                               # the strongest lamp comes first
     # One video's shadows pin the lamp's azimuth closer than its elevation: the error is flat
@@ -160,15 +166,17 @@ def test_shadow_search_finds_a_turned_lamp_again(generated):
     assert _angle_gap(main["azimuth_deg"], lamps[0][0]) < 4 and abs(main["elevation_deg"] - lamps[0][1]) < 7
 
 
+@pytest.mark.slow
 def test_shadow_grid_picks_the_main_lamp(generated):
-    frames = fit_lighting.fit_frames(generated, "train", limit=1)
+    frames = twins.fit_frames(generated, "train", limit=1)
     azimuth, elevation = render.lamp_angles(render.Renderer().shadows["lamps"][0][0])
-    fitted, _, after = fit_lighting.fit_shadows(frames, n_lamps=1, stride=3, min_step_deg=4)
+    fitted, _, after = fit_shadows.fit_shadows(frames, n_lamps=1, stride=3, min_step_deg=4)
     (lamp,) = fitted["lamps"]
     assert _angle_gap(lamp["azimuth_deg"], azimuth) < 8
     assert abs(lamp["elevation_deg"] - elevation) < 8
 
 
+@pytest.mark.slow
 def test_highlight_search_finds_the_lamps_of_a_synthetic_residual():
     rng = np.random.default_rng(0)
     r = rng.standard_normal((20000, 3))
@@ -239,12 +247,20 @@ def test_metal_highlights_brighten_only_metal():
         assert np.all(diff[mask == 0] <= 1)      # the floor only through the 3x3 blur at the edge
 
 
+@pytest.mark.slow
 def test_renderer_matches_the_shipped_fit_on_the_real_frames(real_sample, tmp_path, capsys):
     out = tmp_path / "lighting.json"
     run_cli(fit_lighting.main, ["--real_root", str(real_sample), "--out", str(out), "--limit", "1",
                                 "--keep_shadows"])
     printed = capsys.readouterr().out
-    assert out.is_file() and not out.with_suffix(".tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lighting.json"]      # no temporary file left
+    # The file holds every number the renderer loads: the fitted ones, the object shift as
+    # measured (the printed one), the floor table and colours carried over.
+    written, shipped = json.loads(out.read_text()), json.loads(render.LIGHTING_FILE.read_text())
+    assert set(written) == set(shipped)
+    assert written["floor"] == shipped["floor"] and written["colours"] == shipped["colours"]
+    shift_line = next(line for line in printed.splitlines() if line.startswith("object shift"))
+    assert f"objects drawn {written['object_shift'][0]:.2f} px right, {written['object_shift'][1]:.2f} px down" in shift_line
     # "rms renderer A, fitted model B": the shipped lighting reproduces the real pixels of this
     # video about as well as a fit on them (the synth-2 renderer: rubber 6.3, metal 36.6, floor 3.4).
     errors = {line.split()[0]: (float(line.split("rms renderer ")[1].split(",")[0]),
@@ -284,11 +300,12 @@ def test_realism_bench_refuses_a_missing_folder_and_another_models_checkpoint(re
     assert str(tmp_path) in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_twins_of_generated_frames_are_the_frames_again(generated):
     """Re-posing generated objects and rendering them again reproduces the frames: the same
     objects in the same places, the same pixels but for noise and poses fitted to the pixel."""
-    frames = fit_lighting.fit_frames(generated, "train", limit=1)
-    images, masks = fit_lighting.render_twins(frames)
+    frames = twins.fit_frames(generated, "train", limit=1)
+    images, masks = twins.render_twins(frames)
     assert images.shape == (len(frames), 160, 240, 3) and images.dtype == np.uint8
     assert masks.shape == (len(frames), 160, 240) and masks.dtype == np.uint8
     truth = np.stack([f.mask for f in frames])
@@ -299,12 +316,13 @@ def test_twins_of_generated_frames_are_the_frames_again(generated):
     assert np.abs(images - real)[~(truth > 0) | kept].mean() < 2.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shift", [render.OBJECT_SHIFT, (0.0, -0.2)])
 def test_object_shift_is_found_again(generated, shift):
     """Frames whose objects are drawn `shift` off their masks (the renderer's own shift, or
     another), fitted on the masks: the edge search finds that shift within a tenth of a pixel."""
-    frames = fit_lighting.fit_frames(generated, "train", limit=1)[::2]
-    images, _ = fit_lighting.render_twins(frames, render.Renderer(noise=0.0, object_shift=shift))
+    frames = twins.fit_frames(generated, "train", limit=1)[::2]
+    images, _ = twins.render_twins(frames, render.Renderer(noise=0.0, object_shift=shift))
     shifted = [frame._replace(image=image) for frame, image in zip(frames, images)]
     found, unshifted_rms, shifted_rms = fit_lighting.fit_object_shift(shifted)
     assert abs(found[0] - shift[0]) <= 0.1 and abs(found[1] - shift[1]) <= 0.1, (found, shift)
@@ -323,8 +341,8 @@ def test_objects_are_drawn_off_their_masks_by_the_shift():
         image, mask = render.Renderer(noise=0.0, object_shift=shift).render(scene, 0)
         inside = mask == obj.cid
         grey = image.mean(-1).astype(float)
-        floor = np.median(grey[~fit_lighting._dilate(inside, 3)])
-        body = np.median(grey[~fit_lighting._dilate(~inside, 2)])
+        floor = np.median(grey[~twins.dilate(inside, 3)])
+        body = np.median(grey[~twins.dilate(~inside, 2)])
         top = inside & ~np.roll(inside, 1, axis=0)           # mask pixels with floor above
         below = ~inside & np.roll(inside, 1, axis=0)         # floor pixels with the mask above
         share = lambda sel: float(((grey[sel] - floor) / (body - floor)).mean())  # noqa: E731

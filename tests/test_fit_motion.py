@@ -1,4 +1,4 @@
-"""The motion fit (`Data/synth/fit_motion.py`) recovers known physics, and the generator reads its file."""
+"""The motion fit (`tools/fit_motion.py`) recovers known physics, and the generator reads its file."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from common.errors import run_cli
-from Data.synth import fit_motion as fm
+from tools import fit_motion as fm
 from Data.synth.scene import (CUBE, CYLINDER, MOTION_FILE, SPHERE, RealMotion, SceneConfig,
                               load_motion, sample_scene)
 from Data.world import Camera, MotionLaw, simulate

@@ -67,6 +67,7 @@ def test_layout_and_dtypes(root):
         assert not list((root / split).glob(".tmp_video_*"))
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_with_two_workers(root, tmp_path):
     other = tmp_path / "Data"
     generate.generate(other, COUNTS, seed=0, workers=2, progress=False)

@@ -3,7 +3,6 @@
 Each test names the probe it keeps; docs/reliability.md lists them by promise.
 """
 import dataclasses
-import json
 import shutil
 import subprocess
 import sys
@@ -61,6 +60,7 @@ def write_malicious_checkpoint(path: Path, marker: Path) -> Path:
 
 # --- 1. security --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_malicious_checkpoint_is_refused_and_its_code_does_not_run(session_root, tmp_path):
     marker = tmp_path / "code_ran"
     evil = write_malicious_checkpoint(tmp_path / "evil.pt", marker)
@@ -87,6 +87,7 @@ class _Settings:
     where: Path
 
 
+@pytest.mark.slow
 def test_checkpoints_hold_only_plain_types(tiny_unet, tmp_path):
     extras = {"data": _Settings((96, 128), tmp_path), "score": np.float32(0.5), "ids": (1, 2)}
     atomic_torch_save(make_checkpoint(UNet(base_width=4, depth=2), None, np.int64(3), np.float64(0.25), **extras),
@@ -129,6 +130,7 @@ def test_build_cache_on_a_missing_root_exits_2(tmp_path, capsys):
 
 # --- 4. --force leaves no stale rows ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_force_removes_predictions_of_an_earlier_run(session_root, tiny_unet, tmp_path):
     argv = ["--split", "val", "--predictor", "frame10_baseline", "--root_dir", str(session_root),
             "--saved_seg_model_dir", str(tiny_unet), "--out_dir", str(tmp_path)]
@@ -162,6 +164,7 @@ def test_unknown_or_absent_device_is_one_line():
 
 # --- 8. --resume --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_rebuilds_the_runs_model_whatever_the_flags(session_root, tmp_path, caplog):
     common = ["--root_dir", str(session_root), "--out_dir", str(tmp_path), "--max_steps_per_epoch", "2", *TINY_UNET]
     train.main([*common, "--epochs", "1"])
@@ -193,6 +196,7 @@ def test_unwritable_cache_falls_back_to_pngs(fake_root, caplog):
     assert "cannot write the frame cache" in caplog.text
 
 
+@pytest.mark.slow
 def test_unwritable_pseudo_label_folder_is_one_line(fake_root, tiny_unet):
     from SSL_convLSTM_Reconstructor.pseudo_labels import make_pseudo_labels
     (fake_root / "pseudo_labels").write_text("not a folder")
@@ -202,6 +206,7 @@ def test_unwritable_pseudo_label_folder_is_one_line(fake_root, tiny_unet):
 
 # --- 10. worker errors, output folders, the demo's checkpoint reader ------------------------------
 
+@pytest.mark.slow
 def test_error_in_a_dataloader_worker_is_one_line(session_root, tmp_path):
     root = shutil.copytree(session_root, tmp_path / "data", ignore=shutil.ignore_patterns(".cache", "pseudo_labels"))
     for png in (root / "train" / "video_0").glob("*.png"):
@@ -212,6 +217,7 @@ def test_error_in_a_dataloader_worker_is_one_line(session_root, tmp_path):
     assert "Original Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_out_dir_that_is_a_file_fails_before_any_work(session_root, tmp_path):
     a_file = tmp_path / "taken"
     a_file.write_text("")
@@ -225,6 +231,7 @@ def test_out_dir_that_is_a_file_fails_before_any_work(session_root, tmp_path):
         demo.run_demo(tmp_path / "no_data", a_file)
 
 
+@pytest.mark.slow
 def test_demo_reports_a_truncated_last_pt_in_one_line(tiny_unet, tmp_path):
     data = (tiny_unet / "last.pt").read_bytes()
     (tmp_path / "last.pt").write_bytes(data[:len(data) // 2])

@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -13,6 +14,8 @@ from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
 from Data.datasets import EvalVideos
 from Data.layout import NUM_CLASSES
 from models import load_model
+
+pytestmark = pytest.mark.slow     # every test trains a reconstructor or a U-Net
 
 TINY_RECON = ["--base_width", "4", "--hidden", "8", "--batch_size", "2", "--workers", "0", "--no_progress",
               "--holdout", "0.34", "--lr", "0.01", "--samples", "2"]
@@ -42,10 +45,25 @@ def test_training_writes_history_samples_and_checkpoints(recon):
 
 
 def test_rollout_mode_trains(session_root, tmp_path):
-    train_reconstructor.main(["--root_dir", str(session_root), "--out_dir", str(tmp_path), "--epochs", "1",
+    """A rollout run trains on its 11 fed-back predictions: it logs finite losses and held-out
+    scores, and the saved model predicts frames 11..21, no longer a copy of frame 10 (what the
+    untrained model outputs)."""
+    train_reconstructor.main(["--root_dir", str(session_root), "--out_dir", str(tmp_path), "--epochs", "2",
                               "--max_steps_per_epoch", "1", "--mode", "rollout", *TINY_RECON])
-    ckpt = read_checkpoint(tmp_path)
-    assert ckpt["config"]["mode"] == "rollout"
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [row["steps"] for row in history] == [1, 1]
+    assert all(math.isfinite(row["train_loss"]) and math.isfinite(row["val_psnr"]) for row in history)
+    model = load_model(tmp_path / "last.pt", "reconstructor")
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    assert ckpt["config"]["mode"] == "rollout" and model.target_frames == list(range(11, 22))
+    untrained = Reconstructor.from_config(ckpt["config"]).eval()
+    frames = torch.rand(1, 11, 3, 160, 240)
+    with torch.no_grad():
+        assert torch.equal(untrained.predict_last_frame(frames), frames[:, -1])
+        out = model(frames)
+        assert out.shape == (1, 11, 3, 160, 240)
+        assert (out[:, -1] - frames[:, -1]).abs().max() > 1e-3
+        assert torch.equal(model.predict_last_frame(frames), out[:, -1])
 
 
 def test_chained_val_inference_reproducible_and_recomputable(session_root, tiny_unet, recon, tmp_path):

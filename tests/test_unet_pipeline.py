@@ -34,6 +34,7 @@ def trained(tiny_unet):
     return tiny_unet
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_and_writes_checkpoints(trained):
     history = json.loads((trained / "history.json").read_text())
     assert len(history) == 3 and history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
@@ -55,6 +56,7 @@ def test_checkpoint_reload_gives_identical_outputs(tmp_path):
         assert torch.equal(model(x), loaded(x))
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_run(root, tmp_path):
     common = ["--root_dir", str(root), "--epochs", "2", "--max_steps_per_epoch", "3", *TINY]
     train.main([*common, "--out_dir", str(tmp_path / "a")])
@@ -70,6 +72,7 @@ def test_resume_equals_uninterrupted_run(root, tmp_path):
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_last_checkpoint(root, tmp_path):
     # A test run started in the background of a shell inherits an ignored SIGINT, which Python then
     # keeps ignoring: give the trainer the default disposition a user's terminal gives it.
@@ -104,6 +107,7 @@ def test_metric_equals_torchmetrics():
     assert jaccard_index(p, t, NUM_CLASSES) == pytest.approx(0.375)
 
 
+@pytest.mark.slow
 def test_val_inference_numbers_equal_recomputation(root, trained, tmp_path):
     out = subprocess.run([sys.executable, "inference_val_without_reconstructor.py", "--root_dir", str(root),
                           "--saved_seg_model_dir", str(trained), "--out_dir", str(tmp_path)],
@@ -123,6 +127,7 @@ def test_val_inference_numbers_equal_recomputation(root, trained, tmp_path):
     assert results["jaccard"]["oracle"] > results["jaccard"]["frame10_baseline"]
 
 
+@pytest.mark.slow
 def test_hidden_submission_shape_order_and_no_overwrite(root, trained, tmp_path):
     argv = ["--root_dir", str(root), "--saved_seg_model_dir", str(trained / "best.pt"), "--out_dir", str(tmp_path)]
     run(build_parser("hidden", "frame10_baseline").parse_args(argv), progress=False)
@@ -137,6 +142,7 @@ def test_hidden_submission_shape_order_and_no_overwrite(root, trained, tmp_path)
     run(build_parser("hidden", "frame10_baseline").parse_args([*argv, "--force"]), progress=False)
 
 
+@pytest.mark.slow
 def test_bad_checkpoints_get_clear_errors(trained, tmp_path):
     other = tmp_path / "other.pt"
     ckpt = torch.load(trained / "best.pt", weights_only=False)
@@ -157,6 +163,7 @@ def test_bad_checkpoints_get_clear_errors(trained, tmp_path):
         load_segmenter(other, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_missing_data_gets_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "Unets/train.py", "--root_dir", str(tmp_path / "nothing"),
                           "--out_dir", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True)
@@ -164,6 +171,7 @@ def test_missing_data_gets_clear_error(tmp_path):
     assert out.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'nothing'}: data root not found")
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_ranks_end_identical(root, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(REPO / "tests" / "ddp_train_worker.py"), "--root_dir", str(root), "--out_dir", str(tmp_path),
@@ -177,6 +185,7 @@ def test_torchrun_ddp_ranks_end_identical(root, tmp_path):
     assert ckpt["epoch"] == 2 and not (tmp_path / "rank0.txt").samefile(tmp_path / "rank1.txt")
 
 
+@pytest.mark.slow
 def test_time_budget_stops_early_and_ends_annealed(root, tmp_path):
     row = train.main(["--root_dir", str(root), "--out_dir", str(tmp_path), "--epochs", "1000",
                       "--max_steps_per_epoch", "2", "--budget_minutes", "0.1", *TINY])

@@ -20,75 +20,38 @@ import numpy as np
 from Data.layout import HEIGHT, WIDTH
 from Data.synth.scene import CUBE, CYLINDER, METAL, RUBBER, SPHERE, Camera, Scene, SceneObject
 
-# Floor radiance of the real frames (green channel), sampled at these image rows (centres of
-# 4-row bands near the horizon, where it changes fast, 8-row bands below) and at the centres of
-# 16-pixel column bands; red and blue differ from green by a per-row offset (a warm near floor).
-_FLOOR_ROWS = [2, 6, 10, 14, 18, 22, 26, 30, 36, 44, 52, 60, 68, 76, 84, 92, 100, 108, 116, 124,
-               132, 140, 148, 156]
-_FLOOR_G = [
-    [107, 112, 116, 118, 117, 117, 116, 116, 115, 115, 114, 113, 112, 112, 110],
-    [116, 122, 124, 124, 123, 121, 119, 119, 118, 117, 117, 116, 115, 114, 112],
-    [126, 130, 131, 129, 127, 124, 122, 122, 121, 120, 119, 118, 117, 116, 115],
-    [133, 136, 135, 132, 129, 127, 125, 124, 123, 122, 122, 121, 120, 118, 117],
-    [136, 137, 136, 134, 131, 128, 126, 126, 125, 124, 124, 123, 122, 121, 119],
-    [137, 137, 136, 134, 131, 129, 128, 128, 127, 126, 126, 125, 124, 123, 121],
-    [136, 137, 135, 133, 131, 130, 129, 129, 129, 128, 128, 127, 126, 125, 123],
-    [135, 135, 134, 132, 131, 130, 130, 130, 130, 130, 130, 129, 128, 127, 125],
-    [133, 133, 132, 132, 131, 131, 131, 131, 131, 131, 131, 131, 130, 129, 128],
-    [130, 131, 131, 131, 132, 132, 132, 132, 133, 133, 133, 133, 132, 131, 130],
-    [130, 131, 131, 132, 132, 132, 133, 133, 134, 134, 134, 134, 133, 133, 132],
-    [130, 131, 131, 132, 132, 133, 133, 134, 134, 135, 135, 134, 134, 133, 133],
-    [131, 131, 132, 132, 132, 133, 133, 134, 134, 135, 135, 135, 134, 134, 133],
-    [131, 131, 132, 132, 133, 133, 134, 134, 135, 135, 135, 135, 134, 134, 133],
-    [131, 132, 132, 133, 133, 134, 135, 134, 135, 135, 135, 135, 134, 134, 133],
-    [132, 132, 133, 133, 134, 135, 135, 134, 135, 135, 135, 135, 134, 134, 133],
-    [133, 133, 133, 134, 134, 135, 135, 135, 135, 135, 135, 134, 134, 133, 133],
-    [133, 134, 134, 134, 134, 135, 135, 135, 135, 135, 135, 134, 134, 133, 133],
-    [134, 134, 135, 135, 135, 135, 135, 135, 135, 135, 134, 134, 133, 133, 132],
-    [135, 135, 135, 135, 135, 135, 135, 135, 135, 135, 134, 134, 133, 133, 132],
-    [135, 136, 136, 136, 136, 136, 136, 135, 135, 135, 134, 134, 133, 133, 132],
-    [136, 136, 136, 136, 136, 136, 136, 136, 135, 135, 134, 134, 133, 133, 132],
-    [136, 137, 136, 136, 136, 136, 136, 136, 135, 135, 134, 134, 133, 133, 132],
-    [137, 137, 137, 137, 136, 136, 136, 136, 135, 135, 134, 134, 133, 132, 132],
-]
-_FLOOR_R_OFFSET = [0.4, 0.0, -0.2, -0.2, -0.1, -0.1, -0.1, 0.0, 0.2, 0.2, 0.1, 0.0, 0.0, 0.0, 0.0,
-                   0.1, 0.1, 0.2, 0.4, 0.5, 0.8, 0.9, 1.1, 1.4]
-_FLOOR_B_OFFSET = [1.2, 1.5, 2.0, 2.1, 2.2, 2.0, 1.8, 1.6, 1.2, 0.7, 0.1, 0.0, -0.1, -0.3, -0.7,
-                   -1.8, -2.5, -2.7, -2.8, -2.7, -2.6, -2.6, -2.5, -2.4]
-
-# Mean colour of an object of each material and colour in the real frames (display values,
-# averaged over the object's mask). Measured where the real samples hold that class; the others
-# follow the measured ones' mapping from CLEVR's palette (rubber ~ 10 + 7.6*sqrt(base)) and
-# metal ~ 0.8 x rubber, which held for every colour present in both materials.
-# Colours: gray, red, blue, green, brown, cyan, purple, yellow.
-TARGET_MEAN = np.array([
-    [[70, 70, 67], [92, 40, 38], [53, 70, 113], [42, 73, 36],          # metal
-     [80, 62, 37], [48, 100, 100], [72, 41, 86], [105, 101, 53]],
-    [[88, 87, 84], [114, 50, 48], [62, 78, 123], [55, 96, 44],         # rubber
-     [102, 79, 48], [63, 121, 121], [90, 52, 108], [131, 126, 66]],
-], dtype=np.float32)
-
-# Lighting measured on the real frames by `Data/synth/fit_lighting.py` (analysis by synthesis:
-# real objects re-posed in this scene, their pixels' normals known): rubber's irradiance as 9
-# spherical-harmonic terms of the normal plus a white sheen, metal's reflected environment as
-# tables over the reflected direction plus the highlights of a few round lamps, and the floor
-# shadows' lamps (direction, strength, penumbra blur, area spread) and contact darkening.
+# Every number measured on the real frames lives in this file, written by `tools/fit_lighting.py`
+# (analysis by synthesis: real objects re-posed in this scene, their pixels' normals known):
+# rubber's irradiance as 9 spherical-harmonic terms of the normal plus a white sheen, metal's
+# reflected environment as tables over the reflected direction plus the highlights of a few round
+# lamps, the floor shadows' lamps (direction, strength, penumbra blur, area spread) and contact
+# darkening, how far the objects are drawn off their masks, the empty floor's radiance and the
+# objects' mean colours.
 LIGHTING_FILE = Path(__file__).resolve().with_name("real_lighting.json")
-# Mean shading factor of each material over a visible object, measured with
-# `calibrate_shading`; dividing the target mean by it gives the albedo.
-SHADE_MEAN = {METAL: 1.11, RUBBER: 1.01}
+_FITTED = json.loads(LIGHTING_FILE.read_text())
+_MATERIAL_KEYS = {METAL: "metal", RUBBER: "rubber"}
+
+# Floor radiance of the real frames (green channel; their lights never move) at the image rows
+# `rows` and at the centres of 16-pixel column bands; red and blue differ from green by a per-row
+# offset (a warm near floor).
+_FLOOR = _FITTED["floor"]
+
+# Mean display colour of an object of each material and colour in the real frames, averaged over
+# the object's mask (material x colour x RGB; colours as in `Data.layout.COLOURS`). Classes the
+# real samples lack follow the measured ones' mapping from CLEVR's palette (rubber ~ 10 +
+# 7.6*sqrt(base), metal ~ 0.8 x rubber).
+TARGET_MEAN = np.array([_FITTED["colours"]["target_mean"][_MATERIAL_KEYS[m]] for m in (METAL, RUBBER)],
+                       dtype=np.float32)
+# Mean shading factor of each material over a visible object: dividing the target mean by it
+# gives the albedo.
+SHADE_MEAN = {m: float(_FITTED["colours"]["shade_mean"][key]) for m, key in _MATERIAL_KEYS.items()}
 # Metal's highlights: (unit direction towards the lamp, its radius in degrees, strength in grey levels).
 Highlights = list[tuple[np.ndarray, float, float]]
 _BEVEL = 0.15       # rounded cube edges and cylinder rim, as a fraction of the half side
-# How far the real frames draw the objects from where their masks and shadows put them, (right,
-# down) in pixels. Inside a real mask, the pixels of an object's top and left edges are 0.3-0.4
-# object, those of its bottom and right edges 0.85; re-posed on the masks, the real objects' twins
-# match the real frames best at the objects' edges drawn this far off (`fit_lighting.fit_object_shift`:
-# edge rms 14.3 -> 12.1), while the real floor shadows match the twins' best where they are
-# (moved along, floor rms 1.58 -> 1.67). U-Nets trained without it miss the real objects' top and
-# left edges (real foreground IoU 0.92; the real frames moved back onto their masks: 0.95); trained
-# with it, they reach 0.94 on the real frames as they are.
-OBJECT_SHIFT = (0.4, 0.4)
+# How far (right, down, in pixels) the real frames draw the objects from where their masks and
+# shadows put them (`fit_lighting.fit_object_shift`, on the objects' edges). U-Nets trained
+# without it miss the real objects' top and left edges.
+OBJECT_SHIFT = tuple(float(v) for v in _FITTED["object_shift"])
 _EPS = 1e-6
 
 
@@ -96,14 +59,15 @@ def floor_radiance(camera: Camera | None = None) -> np.ndarray:
     """(H, W, 3) float32 floor colour without objects or shadows, from the measured table."""
     camera = camera or Camera()
     h, w = camera.height_px, camera.width
-    grid = np.array(_FLOOR_G, dtype=np.float64)
+    grid = np.array(_FLOOR["green"], dtype=np.float64)
     cols = np.arange(len(grid[0])) * (WIDTH / len(grid[0])) + WIDTH / len(grid[0]) / 2
     u = (np.arange(w) + 0.5) * WIDTH / w - 0.5
     v = (np.arange(h) + 0.5) * HEIGHT / h - 0.5
     by_row = np.stack([np.interp(u, cols, row) for row in grid])            # (rows, W)
-    g = np.stack([np.interp(v, _FLOOR_ROWS, by_row[:, j]) for j in range(w)], axis=1)
-    r = g + np.interp(v, _FLOOR_ROWS, _FLOOR_R_OFFSET)[:, None]
-    b = g + np.interp(v, _FLOOR_ROWS, _FLOOR_B_OFFSET)[:, None]
+    rows = _FLOOR["rows"]
+    g = np.stack([np.interp(v, rows, by_row[:, j]) for j in range(w)], axis=1)
+    r = g + np.interp(v, rows, _FLOOR["red_offset"])[:, None]
+    b = g + np.interp(v, rows, _FLOOR["blue_offset"])[:, None]
     return np.stack([r, g, b], axis=-1).astype(np.float32)
 
 
@@ -231,8 +195,8 @@ def env_cells(r: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarr
 
 @lru_cache(maxsize=1)
 def real_lighting() -> dict:
-    """The fitted lighting of `LIGHTING_FILE`, loaded once per process."""
-    data = json.loads(LIGHTING_FILE.read_text())
+    """The fitted lighting of `LIGHTING_FILE` in the renderer's terms."""
+    data = _FITTED
     metal = data["metal"]
     shadows = data["shadows"]
     return {"sh": np.array(data["rubber"]["sh"]), "sheen": np.array(data["rubber"]["sheen"]),
@@ -470,9 +434,8 @@ class Renderer:
         some contact darkening.
 
         Why: a U-Net trained on one exact shadow softness reads the real frames' sharper shadows
-        near the objects as another shape (twins with hard shadows: 0.98 -> 0.84 of object pixels
-        right, `benchmarks/bench_realism.py`), and the fit cannot pin the softness next to the
-        objects, where mask edges hide the floor. The real lighting itself does not vary (per-video
+        near the objects as another shape (`benchmarks/bench_realism.py` measures it), and the fit
+        cannot pin the softness next to the objects, where mask edges hide the floor. The real lighting itself does not vary (per-video
         fits agree within a few degrees), so the variation is kept small around the fit.
         """
         lamps = []
@@ -495,9 +458,8 @@ class Renderer:
         move a spot by that much) and cannot tell its size from its strength well, and a U-Net
         trained on one exact look of metal misreads the real objects (the lesson of
         `varied_shadows`). The extra lamp stands for what the fit misses: the real cubes' bevels
-        light up at yaws where they reflect none of the fitted lamps (the fitted key lamp passes
-        15 degrees from every reflected direction of one real metal cube with a bright edge), so
-        without it bright edges would mark cylinders (their round rims catch a lamp at any angle),
+        light up at yaws where they reflect none of the fitted lamps, so without it bright edges
+        would mark cylinders (their round rims catch a lamp at any angle),
         and a U-Net read real cubes as cylinders.
         """
         out = []
@@ -596,27 +558,3 @@ class Renderer:
         pairs = [self.render(scene, t, rng, shadows, highlights) for t in frames]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
-
-def calibrate_shading(material: int, samples: int = 12, seed: int = 0) -> float:
-    """Mean shading factor of a material over visible pixels of random objects (tuning aid).
-
-    Renders each colour alone with albedo = target mean and returns mean(rendered / target),
-    the value `SHADE_MEAN` should hold for rendered means to match `TARGET_MEAN`.
-    """
-    rng = np.random.default_rng(seed)
-    renderer = Renderer(noise=0.0)
-    ratios = []
-    saved = SHADE_MEAN[material]
-    SHADE_MEAN[material] = 1.0
-    try:
-        for k in range(samples):
-            shape, colour = k % 3, int(rng.integers(8))
-            cam = renderer.camera
-            p = cam.floor_point(np.array(rng.uniform(60, 180)), np.array(rng.uniform(40, 140)))
-            obj = SceneObject(shape, material, colour, 0.55, p[None], np.array([rng.uniform(0, 1.5)]))
-            img, mask = renderer.render(Scene(cam, [obj], 1), 0)
-            sel = mask == obj.cid
-            ratios.append(img[sel].astype(np.float64).mean(0) / TARGET_MEAN[material, colour])
-    finally:
-        SHADE_MEAN[material] = saved
-    return float(np.mean(ratios))

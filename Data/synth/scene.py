@@ -4,7 +4,7 @@ World coordinates: the floor is the plane z = 0, x points right in the image, y 
 camera, z up; lengths are in "floor units" (an object is about 1.2 units across). Time is in
 frames. Objects slide on the floor and collide as discs (`Data.world`: the camera and the disc
 simulation, shared with the mask predictors). How they move is *measured on the real videos*
-and loaded from `real_motion.json` (written by `fit_motion.py`): the motion law of each shape
+and loaded from `real_motion.json` (written by `tools/fit_motion.py`): the motion law of each shape
 (drag and friction), the restitution of collisions, the initial and entering speeds, the share
 of objects at rest at the start and of launched objects aimed at another object.
 """
@@ -21,7 +21,7 @@ import numpy as np
 from Data.layout import COLOURS, MATERIALS, NUM_FRAMES, SHAPES, class_id
 from Data.world import Camera, MotionLaw, simulate
 
-MOTION_FILE = Path(__file__).resolve().with_name("real_motion.json")   # written by fit_motion.py
+MOTION_FILE = Path(__file__).resolve().with_name("real_motion.json")   # written by tools/fit_motion.py
 
 CUBE, SPHERE, CYLINDER = 0, 1, 2
 METAL, RUBBER = 0, 1

@@ -1,10 +1,9 @@
 """Measure the real frames' lighting by analysis by synthesis, for the renderer to reproduce.
 
-Every object of the real labelled frames is placed in the generator's 3D scene by fitting its
-floor position (and a cube's yaw) until the generator's camera sees the same silhouette as the
-real mask (median IoU ~0.95: the camera matches). Each pixel inside a fitted object then has a
-known surface normal and viewing direction, and its real colour. Two shading models are fitted to
-those pixels, with one albedo (RGB) per object class:
+Every object of the real labelled frames is re-posed in the generator's 3D scene from its mask
+(`Data.synth.twins`, median IoU ~0.95: the camera matches). Each pixel inside a fitted object
+then has a known surface normal and viewing direction, and its real colour. Two shading models
+are fitted to those pixels, with one albedo (RGB) per object class:
 
 - rubber: colour = albedo * E(n) + sheen, E a 9-term spherical-harmonic irradiance of the normal
   (what diffuse light from any mix of lamps and environment looks like) and the sheen a white
@@ -16,42 +15,38 @@ those pixels, with one albedo (RGB) per object class:
   renders of the real scenes (`calibrate_highlights`): a fit at pixel centres sees only part of
   a spot that a pixel's area averages.
 
-The objects are re-posed on the real masks, but the real frames draw them 0.4 px right of and
-below their masks (`fit_object_shift`: the twins' edges match the real ones best drawn that far
-off), so the object pixels are read along the rays where the objects are drawn
-(`render.OBJECT_SHIFT`).
+The objects are re-posed on the real masks, but the real frames draw them a fraction of a pixel
+right of and below their masks (`fit_object_shift`: the shift at which the twins' edges match
+the real ones best), so the object pixels are read along the rays where the objects are drawn.
+The floor shadows are fitted by `tools/fit_shadows.py`.
 
-The floor shadows are fitted on the floor pixels around the re-posed objects: directional lamps
-(direction, penumbra blur and strength; the real frames show three short shadows and a long soft
-one) and the contact darkening. Lamps are picked one at a time from a grid of directions, then
-moved by pattern search on the grey-level error of the shadowed floor, their strengths solved by
-least squares at every step.
+The result is written as JSON for `Data.synth.render` to load (`render.LIGHTING_FILE`); the
+printed table gives the error (rms in display levels) with which each model, and the renderer
+with the lighting file as it was, reproduce the real pixels. The file's "floor" table and
+"colours" (the objects' mean colours and the materials' mean shading) are carried over from the
+file as it was: this script does not measure them.
 
-The result is written as JSON for `Data.synth.render` to load; the printed table gives the
-error (rms in display levels) with which each model, and the renderer with the lighting file as
-it was, reproduce the real pixels.
-
-    python Data/synth/fit_lighting.py --real_root ../shared/real_sample
+    python tools/fit_lighting.py --real_root ../shared/real_sample
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
-from Data.layout import LABELED_SPLITS, class_attributes
-from Data.reading import SplitReader
+from common.io import atomic_write
+from Data.layout import LABELED_SPLITS
 from Data.synth import render
-from Data.synth.scene import CUBE, METAL, RUBBER, Camera, Scene, SceneConfig, SceneObject
+from Data.synth.scene import METAL, RUBBER, Camera
+from Data.synth.twins import FittedFrame, dilate, fit_frames, pattern_search, render_twins, silhouette
+from tools.fit_shadows import fit_shadows, shadow_error
 
 log = logging.getLogger(__name__)
 
@@ -59,142 +54,12 @@ ENV_ROWS, ENV_COLS = 16, 24      # metal tables: reflected height z in [-1, 1] x
 HIGHLIGHT_RADII = (2.0, 4.0, 7.0, 10.0, 14.0, 20.0)   # lamp radii tried, degrees
 
 
-class Pose(NamedTuple):
-    x: float
-    y: float
-    yaw: float
-    iou: float
-
-
-def silhouette(obj: SceneObject, camera: Camera, rays: np.ndarray) -> np.ndarray:
-    """(H, W) bool: pixels whose ray (`rays`: `render.pixel_rays`) hits the object at frame 0."""
-    h, w = camera.height_px, camera.width
-    out = np.zeros((h, w), dtype=bool)
-    box = obj.screen_box(camera, 0)
-    if box is None:
-        return out
-    u0, v0 = max(int(box[0]) - 1, 0), max(int(box[1]) - 1, 0)
-    u1, v1 = min(int(math.ceil(box[2])) + 1, w), min(int(math.ceil(box[3])) + 1, h)
-    if u0 >= u1 or v0 >= v1:
-        return out
-    dist, _ = render.intersect(obj, 0, camera.position, rays[v0:v1, u0:u1].reshape(-1, 3),
-                               need_normals=False)
-    out[v0:v1, u0:u1] = np.isfinite(dist).reshape(v1 - v0, u1 - u0)
-    return out
-
-
-def fit_pose(shape: int, target: np.ndarray, allowed: np.ndarray, camera: Camera, rays: np.ndarray,
-             size: float) -> Pose:
-    """Floor position (and yaw for cubes) whose silhouette best matches the `target` mask.
-
-    Pixels outside `allowed` (other objects in front) are not counted, so an occluded object is
-    fitted to its visible part. Pattern search on IoU, from the floor point under the mask's
-    bottom; cubes start from four yaws (a cube's yaw has a 90-degree period).
-    """
-    ys, xs = np.nonzero(target)
-    start = camera.floor_point(np.array(xs.mean()), np.array(ys.max() - 2.0))
-
-    def iou(p: np.ndarray) -> float:
-        obj = SceneObject(shape, 0, 0, size, p[None, :2], p[2:3])
-        m = silhouette(obj, camera, rays) & allowed
-        return float((m & target).sum() / max((m | target).sum(), 1))
-
-    best = Pose(0.0, 0.0, 0.0, -1.0)
-    for yaw in ((0.0, 0.4, 0.8, 1.2) if shape == CUBE else (0.0,)):
-        p, err = pattern_search(lambda q: -iou(q), np.array([start[0], start[1] + size * 0.6, yaw]),
-                                np.array([0.2, 0.2, 0.2 if shape == CUBE else 0.0]), min_step=0.004)
-        if -err > best.iou:
-            best = Pose(float(p[0]), float(p[1]), float(p[2]), -err)
-    return best
-
-
-def pattern_search(error: Callable[[np.ndarray], float], start: np.ndarray, steps: np.ndarray,
-                   min_step: float) -> tuple[np.ndarray, float]:
-    """Minimise `error` by moving one coordinate at a time by its step either way, taking every
-    move that lowers it; when none does, all steps halve, until the first is below `min_step`.
-    Coordinates with step 0 stay put. Returns the point and its error."""
-    x, steps = np.asarray(start, dtype=np.float64).copy(), np.asarray(steps, dtype=np.float64).copy()
-    best = error(x)
-    while steps[0] >= min_step:
-        improved = False
-        for k in np.nonzero(steps)[0]:
-            for sign in (1.0, -1.0):
-                q = x.copy()
-                q[k] += sign * steps[k]
-                err = error(q)
-                if err < best:
-                    x, best, improved = q, err, True
-        if not improved:
-            steps /= 2
-    return x, best
-
 
 class SurfaceSamples(NamedTuple):
     normals: np.ndarray     # (N, 3)
     dirs: np.ndarray        # (N, 3) viewing rays
     colours: np.ndarray     # (N, 3) float64 real display colours
     classes: np.ndarray     # (N,) class id of the object each pixel belongs to
-
-
-def _dilate(m: np.ndarray, steps: int) -> np.ndarray:
-    for _ in range(steps):
-        d = m.copy()
-        d[1:] |= m[:-1]
-        d[:-1] |= m[1:]
-        d[:, 1:] |= m[:, :-1]
-        d[:, :-1] |= m[:, 1:]
-        m = d
-    return m
-
-
-class FittedFrame(NamedTuple):
-    image: np.ndarray                         # (H, W, 3) uint8 real frame
-    mask: np.ndarray                          # (H, W) its class ids
-    objects: list[tuple[SceneObject, float]]  # every object re-posed in the scene, with its IoU
-
-    def scene(self, camera: Camera) -> Scene:
-        """The re-posed objects as a one-frame scene."""
-        return Scene(camera, [obj for obj, _ in self.objects], 1)
-
-
-def fit_frames(root: Path, split: str = "train", limit: int | None = None, min_pixels: int = 30
-               ) -> list[FittedFrame]:
-    """Re-pose every object (>= `min_pixels` visible) of the labelled frames; `limit` caps the videos."""
-    camera = Camera()
-    size = SceneConfig().size
-    rays = render.pixel_rays(camera)
-    reader = SplitReader(root, split, use_cache=False)
-    if len(reader) == 0:
-        raise UserInputError(f"{root / split}: no labelled videos to fit the lighting on")
-    out = []
-    for i in tqdm(range(min(len(reader), limit or len(reader))), desc="fitting objects", unit="video"):
-        masks = reader.masks(i)
-        images = reader.frames(i, range(len(masks)))
-        for image, mask in zip(images, masks):
-            objects = []
-            for cid in np.unique(mask):
-                target = mask == cid
-                if cid == 0 or target.sum() < min_pixels:
-                    continue
-                shape, material, colour = class_attributes(int(cid))
-                pose = fit_pose(shape, target, (mask == 0) | target, camera, rays, size)
-                objects.append((SceneObject(shape, material, colour, size, np.array([[pose.x, pose.y]]),
-                                            np.array([pose.yaw])), pose.iou))
-            out.append(FittedFrame(image, mask, objects))
-    return out
-
-
-def render_twins(frames: list[FittedFrame], renderer: render.Renderer | None = None,
-                 seed: int = 0, highlights: render.Highlights | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The generator's rendering of each re-posed real frame: (N, H, W, 3) uint8 images and
-    (N, H, W) uint8 masks. A real frame and its twin show the same objects in the same places,
-    so what a model reads differently on the two comes from appearance alone. `highlights`
-    replaces the renderer's metal highlights."""
-    renderer = renderer or render.Renderer()
-    rng = np.random.default_rng(seed)
-    pairs = [renderer.render(frame.scene(renderer.camera), 0, rng, highlights=highlights) for frame in frames]
-    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
 def fit_object_shift(frames: list[FittedFrame], step: float = 0.2, tol: float = 0.025
@@ -208,7 +73,7 @@ def fit_object_shift(frames: list[FittedFrame], step: float = 0.2, tol: float = 
     shows (pattern search from no shift).
     """
     real = np.stack([frame.image for frame in frames]).astype(np.float64)
-    band = np.stack([_dilate(frame.mask > 0, 2) & _dilate(frame.mask == 0, 2) for frame in frames])
+    band = np.stack([dilate(frame.mask > 0, 2) & dilate(frame.mask == 0, 2) for frame in frames])
 
     @lru_cache(maxsize=None)        # the search asks for its start (no shift) again at the end
     def shifted_rms(dx: float, dy: float) -> float:
@@ -220,8 +85,10 @@ def fit_object_shift(frames: list[FittedFrame], step: float = 0.2, tol: float = 
     return (round(float(d[0]), 3), round(float(d[1]), 3)), shifted_rms(0.0, 0.0), best
 
 
-def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9) -> dict[int, SurfaceSamples]:
-    """Pixels of the fitted objects with their normals, per material.
+def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9,
+                    shift: tuple[float, float] = render.OBJECT_SHIFT) -> dict[int, SurfaceSamples]:
+    """Pixels of the fitted objects with their normals, per material, the objects drawn `shift`
+    (right, down, in pixels) off their masks.
 
     Only objects fitted with IoU >= `min_iou` contribute, and only pixels inside the real mask, the
     fitted silhouette and the fitted object as drawn, one pixel away from their edges (edges mix
@@ -229,15 +96,14 @@ def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9) -> dict[int
     """
     camera = Camera()
     rays = render.pixel_rays(camera)              # the silhouette, compared with the real mask
-    # What a pixel of the real image shows: the objects are drawn `OBJECT_SHIFT` off their masks.
-    drawn = render.pixel_rays(camera, (-render.OBJECT_SHIFT[0], -render.OBJECT_SHIFT[1]))
+    drawn = render.pixel_rays(camera, (-shift[0], -shift[1]))     # what a pixel of the real image shows
     parts: dict[int, list[tuple[np.ndarray, ...]]] = {METAL: [], RUBBER: []}
     for frame in frames:
         for obj, iou in frame.objects:
             if iou < min_iou:
                 continue
             inside = silhouette(obj, camera, rays) & silhouette(obj, camera, drawn) & (frame.mask == obj.cid)
-            sel = ~_dilate(~inside, 1)
+            sel = ~dilate(~inside, 1)
             dirs = drawn[sel]
             dist, normals = render.intersect(obj, 0, camera.position, dirs)
             ok = np.isfinite(dist)
@@ -463,160 +329,6 @@ def _fit_metal_tables(s: SurfaceSamples, smooth: float, iterations: int) -> tupl
             "white": white.round(1).tolist()}, err
 
 
-def shadow_error(frames: list[FittedFrame], renderer: render.Renderer, shadows: dict | None = None) -> float:
-    """Grey-level rms, over floor pixels 2+ px from any object, of the rendered shadowed floor
-    (fitted objects, `shadows` or the renderer's own) against the real frames."""
-    shadows = renderer.shadows | (shadows or {})
-    floor = renderer.floor_rgb.mean(-1).astype(np.float64)
-    sq, n = 0.0, 0
-    for frame in frames:
-        pred = floor * (1 - renderer.shadow_map(frame.scene(renderer.camera), 0, shadows))
-        sel = ~_dilate(frame.mask > 0, 2)
-        sq += float(((frame.image[sel].mean(-1) - pred[sel]) ** 2).sum())
-        n += int(sel.sum())
-    return math.sqrt(sq / max(n, 1))
-
-
-class _Sparse(NamedTuple):
-    idx: np.ndarray     # indices into the stacked floor pixels
-    val: np.ndarray
-
-
-class ShadowBasis:
-    """What the floor-shadow fit works on: the real darkening of the floor pixels 2+ px from any
-    object, and the shadow each candidate lamp (or the contact term) casts on those pixels.
-
-    The darkening is linear in the lamps' strengths, so for lamps of given direction and blur the
-    best strengths are a small non-negative least-squares problem, solved exactly over the
-    subsets of lamps; only directions and blurs are searched. Rows are weighted by the floor's
-    grey level, so the error is in display levels, as in `shadow_error`. Maps are kept sparse
-    (a shadow covers a few percent of the frame) and cached per lamp.
-    """
-
-    def __init__(self, frames: list[FittedFrame], renderer: render.Renderer) -> None:
-        self.renderer = renderer
-        floor = renderer.floor_rgb.mean(-1)
-        self.scenes = [f.scene(renderer.camera) for f in frames]
-        self.keep = [~_dilate(f.mask > 0, 2) for f in frames]
-        self.weight = np.concatenate([floor[k] for k in self.keep]).astype(np.float64)
-        lit = np.concatenate([f.image.mean(-1)[k] for f, k in zip(frames, self.keep)])
-        self.target = self.weight - lit                    # grey levels the shadows take away
-        self._cache: dict[tuple[float, float, int, float], _Sparse] = {}
-        self.contact = self._sparse([renderer.contact_shadow(scene, 0) for scene in self.scenes])
-
-    def _sparse(self, maps: list[np.ndarray]) -> _Sparse:
-        dense = np.concatenate([m[k] for m, k in zip(maps, self.keep)]) * self.weight
-        idx = np.flatnonzero(dense)
-        return _Sparse(idx, dense[idx])
-
-    def lamp(self, azimuth: float, elevation: float, blur: int, spread_deg: float = 0.0) -> _Sparse:
-        key = (round(azimuth % 360, 3), round(elevation, 3), int(blur), round(spread_deg, 3))
-        if key not in self._cache:
-            ldir = render.lamp_direction(azimuth, elevation)
-            self._cache[key] = self._sparse([self.renderer.lamp_shadow(scene, 0, ldir, int(blur), spread_deg)
-                                             for scene in self.scenes])
-        return self._cache[key]
-
-    def solve(self, lamps: Sequence[tuple[float, ...]]) -> tuple[float, np.ndarray]:
-        """Grey-level rms of the best non-negative strengths for these lamps ((azimuth, elevation,
-        blur[, spread]) each), and the strengths (one per lamp, then the contact term's)."""
-        cols = [self.lamp(*lamp) for lamp in lamps] + [self.contact]
-        n = len(cols)
-        gram = np.zeros((n, n))
-        dense = np.zeros(len(self.target))
-        for i, a in enumerate(cols):                        # each column scattered once
-            dense[a.idx] = a.val
-            gram[i] = [float(dense[b.idx] @ b.val) for b in cols]
-            dense[a.idx] = 0.0
-        rhs = np.array([float(self.target[c.idx] @ c.val) for c in cols])
-        base = float(self.target @ self.target)
-        best_sq, best = base, np.zeros(n)
-        for subset in range(1, 2 ** n):
-            on = np.array([(subset >> k) & 1 for k in range(n)], dtype=bool)
-            try:
-                x = np.linalg.solve(gram[np.ix_(on, on)], rhs[on])
-            except np.linalg.LinAlgError:
-                continue
-            if (x < 0).any():
-                continue
-            sq = base - float(rhs[on] @ x)                  # |t - A x|^2 at the least-squares x
-            if sq < best_sq:
-                best_sq, best = sq, np.zeros(n)
-                best[on] = x
-        return math.sqrt(max(best_sq, 0.0) / len(self.target)), best
-
-
-# Directions and blurs tried when picking the lamps one at a time, before the search refines them.
-_GRID_AZIMUTHS = tuple(range(-180, 180, 15))
-_GRID_ELEVATIONS = (15, 25, 35, 50, 65)
-_GRID_BLURS = (1, 4)
-# Searched lamp parameters: azimuth, elevation, blur, spread (degrees, degrees, pixels, degrees).
-_SEARCH_LO = np.array([-1e9, 5.0, 0.0, 0.0])
-_SEARCH_HI = np.array([1e9, 85.0, 10.0, 20.0])
-
-
-def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
-                min_step_deg: float = 1.0, grid: bool = True, start: Sequence[tuple[float, ...]] = (),
-                area_lamps: bool = False) -> tuple[dict[str, object], float, float]:
-    """Lamps (azimuth, elevation, strength, blur, area spread) and contact darkening of the floor
-    shadows, fitted to every `stride`-th frame.
-
-    Lamps are picked one at a time from a grid of point lamps (directions and blurs), each the
-    one that lowers the error most with the lamps already picked, then each is swapped for the
-    grid lamp that suits the others best (`grid=False` skips this and starts from `start`); a
-    pattern search then moves every lamp's direction and blur (and, with `area_lamps`, its spread)
-    until the angle step falls below `min_step_deg`. On the real frames spread buys almost
-    nothing (floor rms 1.585 -> 1.58) for 4x the rendering cost per lamp, so it is off by
-    default. Strengths are solved for at every step (`ShadowBasis.solve`). Returns the
-    parameters (for the lighting file) and the rms of the renderer's shadows before and after,
-    on all frames.
-    """
-    renderer = render.Renderer(noise=0.0)
-    basis = ShadowBasis(frames[::stride], renderer)
-    lamps = [tuple(lamp) + (0.0,) * (4 - len(lamp)) for lamp in start]
-    if grid:
-        candidates = [(az, el, b, 0.0) for az in _GRID_AZIMUTHS for el in _GRID_ELEVATIONS for b in _GRID_BLURS]
-        for _ in tqdm(range(n_lamps - len(lamps)), desc="picking lamps", unit="lamp"):
-            lamps.append(min((c for c in candidates if c not in lamps),
-                             key=lambda c: basis.solve(lamps + [c])[0]))
-        # One pass of swaps: a faint lamp picked late can be worth more than an early pick
-        # that the later ones made redundant (the real long soft shadow is such a faint lamp).
-        for i in tqdm(range(len(lamps)), desc="swapping lamps", unit="lamp"):
-            others = lamps[:i] + lamps[i + 1:]
-            lamps[i] = min((c for c in candidates if c not in others),
-                           key=lambda c: basis.solve(others[:i] + [c] + others[i:])[0])
-    best, _ = basis.solve(lamps)
-    steps = np.array([16.0, 8.0, 2.0, 4.0])
-    with tqdm(desc="fitting shadows", unit="step") as bar:
-        while steps[0] >= min_step_deg:
-            improved = False
-            for i in range(len(lamps)):
-                for k in range(4 if area_lamps else 3):
-                    for sign in (1.0, -1.0):
-                        moved = list(lamps[i])
-                        moved[k] = float(np.clip(moved[k] + sign * steps[k], _SEARCH_LO[k], _SEARCH_HI[k]))
-                        if k == 2:
-                            moved[k] = int(moved[k])
-                        if tuple(moved) == lamps[i]:
-                            continue
-                        trial = lamps[:i] + [tuple(moved)] + lamps[i + 1:]
-                        err, _ = basis.solve(trial)
-                        bar.update()
-                        if err < best - 1e-4:
-                            lamps, best, improved = trial, err, True
-            if not improved:
-                steps[[0, 1, 3]] /= 2
-                steps[2] = max(1.0, steps[2] / 2)          # the blur radius moves in whole pixels
-    _, strengths = basis.solve(lamps)
-    order = np.argsort(-strengths[:-1])
-    fitted = {"lamps": [{"azimuth_deg": round(float((lamps[i][0] + 180) % 360 - 180), 1),
-                         "elevation_deg": round(float(lamps[i][1]), 1),
-                         "strength": round(float(strengths[i]), 3), "blur": int(lamps[i][2]),
-                         "spread_deg": round(float(lamps[i][3]), 2)}
-                        for i in order if strengths[i] > 0],
-              "contact": round(float(strengths[-1]), 3)}
-    return fitted, shadow_error(frames, renderer), shadow_error(frames, renderer, render.renderer_shadows(fitted))
-
 
 def renderer_error(s: SurfaceSamples, material: int) -> float:
     """RGB rms of the renderer's own shading on the real pixels, each class's albedo refitted."""
@@ -653,19 +365,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not (args.real_root / args.split).is_dir():
         raise UserInputError(f"{args.real_root / args.split}: no such folder")
     frames = fit_frames(args.real_root, args.split, limit=args.limit)
-    ious = [iou for frame in frames for _, iou in frame.objects]
-    samples = surface_samples(frames)
+    shift, edge_before, edge_after = fit_object_shift(frames)
+    samples = surface_samples(frames, shift=shift)
     if set(samples) != {METAL, RUBBER}:
         raise UserInputError(f"{args.real_root / args.split}: needs well-fitted objects of both materials")
     rubber, rubber_err = fit_rubber(samples[RUBBER])
     metal, metal_err = fit_metal(samples[METAL], smooth=args.smooth, highlights=args.highlights)
     metal, scales = calibrate_highlights(frames, metal, smooth=args.smooth)
-    shift, edge_before, edge_after = fit_object_shift(frames)
+    previous = json.loads(render.LIGHTING_FILE.read_text())
     if args.keep_shadows:
-        shadows = json.loads(render.LIGHTING_FILE.read_text())["shadows"]
+        shadows = previous["shadows"]
         shadow_before = shadow_after = shadow_error(frames, render.Renderer(noise=0.0))
     else:
         shadows, shadow_before, shadow_after = fit_shadows(frames, n_lamps=args.lamps, area_lamps=args.area_lamps)
+    ious = [iou for frame in frames for _, iou in frame.objects]
     # "renderer": the lighting file as it was before this fit.
     rows = [("objects fitted", f"{len(ious)}", f"median IoU {np.median(ious):.3f}"),
             ("rubber pixels", f"{len(samples[RUBBER].classes)}",
@@ -681,10 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
              f"twins' edge rms {edge_before:.2f} unshifted, {edge_after:.2f} shifted")]
     for row in rows:
         print(f"{row[0]:<16}{row[1]:>8}  {row[2]}")
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"source": str(args.real_root / args.split), "rubber": rubber, "metal": metal,
-                               "shadows": shadows}, indent=1) + "\n")
-    tmp.replace(args.out)
+    fitted = {"source": str(args.real_root / args.split), "rubber": rubber, "metal": metal, "shadows": shadows,
+              "object_shift": list(shift), "floor": previous["floor"], "colours": previous["colours"]}
+    atomic_write(args.out, lambda f: f.write((json.dumps(fitted, indent=1) + "\n").encode()))
     log.info("wrote %s", args.out)
 
 

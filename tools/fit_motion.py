@@ -7,12 +7,16 @@ un-projected with the generator's `Camera` onto the plane of the objects' centre
 object half size (0.47), so positions and speeds are in the scene sampler's floor units.
 From these plane tracks the script fits a few physical parameters, each with a plain estimator:
 
-- motion law per shape (`Data.world.MotionLaw`: each frame the speed s becomes
+- floor laws per shape and pooled (`Data.world.MotionLaw`: each frame the speed s becomes
   max(drag * s - friction, 0)): consecutive plane displacements (d, d') of a fully seen object,
   whose first one is a motion (>= 1.5 px/frame in the image) and which keep their direction
   (no collision between), follow d' = drag * d - friction * (c1 + kappa (1 - drag))
   (`MotionLaw.frame_terms`); robust least squares (two rounds of 3-MAD rejection), drag <= 1 and
-  friction >= 0; a shape with fewer than `MIN_PAIRS` pairs gets the law of all shapes together;
+  friction >= 0; a shape with fewer than `MIN_PAIRS` pairs gets the law of all shapes together.
+  They serve the restitution and the speeds below;
+- the law the generator uses, one for every shape: the pooled floor friction, and the drag at
+  which the generator's own scenes show the real median image speed ratio (`calibrate_drag`;
+  the floor laws do not carry over to the image, see its docstring);
 - restitution (equal masses): at each collision seen on two tracked objects (they come within
   contact distance while both change velocity), the relative velocity along the line of centres
   after the hit against the one before it, both carried to the moment of the hit with the fitted
@@ -36,7 +40,7 @@ From these plane tracks the script fits a few physical parameters, each with a p
 The result is written as JSON (default `Data/synth/real_motion.json`, which the scene sampler
 reads); the fit is deterministic, so a re-run writes the same bytes.
 
-    python Data/synth/fit_motion.py --real_root ../shared/real_sample
+    python tools/fit_motion.py --real_root ../shared/real_sample
 """
 from __future__ import annotations
 

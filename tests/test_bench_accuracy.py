@@ -1,0 +1,27 @@
+"""The accuracy benchmark's markdown table: what the README's results table is made of."""
+from __future__ import annotations
+
+import json
+
+from benchmarks import bench_accuracy
+
+
+def test_markdown_table_names_its_run_and_each_models_steps(tmp_path):
+    for name, steps in {"unet": [100, 50], "mask_simvp": [30], "reconstructor": [7, 8]}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.json").write_text(json.dumps([{"epoch": k + 1, "steps": s}
+                                                                  for k, s in enumerate(steps)]))
+    steps = bench_accuracy.trained_steps(tmp_path)
+    assert steps == {"unet": 150, "mask_simvp": 30, "reconstructor": 15}      # no fine-tuned U-Net here
+    summary = {"videos": 100, "val": {"frame10_baseline": 0.2, "reconstructor": 0.25, "mask_simvp": 0.3,
+                                      "mask_extrapolation": 0.6, "oracle": 0.8}}
+    text = bench_accuracy.markdown_table(summary, steps, "python benchmarks/bench_accuracy.py --markdown t.md",
+                                         "0123456789abcdef", "2026-12-02", "synth-6")
+    lines = text.splitlines()
+    assert lines[0] == ("Val Jaccard on `small` generated data (synth-6, 100 val videos), measured 2026-12-02 "
+                        "at commit `0123456789ab` by `python benchmarks/bench_accuracy.py --markdown t.md`:")
+    rows = {line.split("|")[1].strip(" `"): [c.strip() for c in line.split("|")[2:-1]] for line in lines[4:]}
+    assert list(rows) == ["frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "oracle"]
+    assert rows["mask_extrapolation"][1:] == ["0.600", "3.00", "0.75", "U-Net 150"]
+    assert rows["reconstructor"][-1] == "reconstructor 15"
+    assert rows["mask_simvp"][-1] == "U-Net 150, SimVP 30"
