@@ -1,18 +1,19 @@
 import json
 import shutil
 
+import pytest
 import torch
 from PIL import Image
 
 import demo
+from common.errors import UserInputError
 from dataclasses import replace
 
 
 def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     root = shutil.copytree(session_root, tmp_path / "data")
     out = tmp_path / "demo"
-    profile = replace(demo.DEMO, minutes=0.2, unet_minutes=0.2, finetune_minutes=0.2,
-                      unet=[*demo.DEMO.unet, "--base_width", "4"])
+    profile = replace(demo.DEMO, steps={**demo.DEMO.steps, "finetune": 4}, unet=[*demo.DEMO.unet, "--base_width", "4"])
     results = demo.run_demo(root, out, profile, quick=True)
     saved = json.loads((out / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]
@@ -32,3 +33,7 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     assert (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns == stamp
     # the chain's fine-tuned segmenter was trained and named in the report
     assert (out / "checkpoints" / "unet_recon" / "best.pt").exists() and "--finetune_recon" in report
+
+    # the same folder asked for another seed: refused, rather than reporting seed 0's models as seed 1's
+    with pytest.raises(UserInputError, match=r"unet/last.pt: was trained with --seed 0 \(asked 1\)"):
+        demo.run_demo(root, out, profile, seed=1, quick=True)
