@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from common.checkpoint import read_checkpoint  # noqa: E402
 from common.cli import ArgumentParser, non_negative_int, positive_float, positive_int  # noqa: E402
 from common.errors import UserInputError, run_cli  # noqa: E402
-from common.io import check_out_dir  # noqa: E402
+from common.io import atomic_write_json, check_out_dir  # noqa: E402
 from common.paths import DATA_ROOT, RESULTS_ROOT  # noqa: E402
 from Data.layout import SPLITS  # noqa: E402
 from Data.palette import colorize_mask  # noqa: E402
@@ -37,6 +36,13 @@ log = logging.getLogger("demo")
 
 DEFAULT_PREDICTOR = "mask_extrapolation"   # the best val row of the README's measured table
 ROW_ORDER = ["frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "oracle"]
+ROW_MEANING = {
+    "frame10_baseline": "the U-Net's mask of frame 10, used as the answer for frame 21",
+    "reconstructor": "the ConvLSTM predicts RGB frame 21 from frames 0..10, the U-Net segments it",
+    "mask_simvp": "the U-Net segments frames 0..10, a SimVP-style model forecasts mask 21",
+    "mask_extrapolation": "the U-Net segments frames 0..10, each object moves by the physics fitted on the train masks",
+    "oracle": "the U-Net on the true frame 21: the ceiling the segmenter sets (not a forecast)",
+}
 
 
 def step(title: str) -> None:
@@ -118,14 +124,18 @@ def write_report(out: Path, results: dict, settings: dict, seconds: dict[str, fl
     base = jac.get("frame10_baseline")
     lines = ["# Demo results", "",
              f"Val Jaccard (competition metric, 49 classes, macro) over {results['videos']} generated val videos.", "",
-             "| predictor | val JI | x frame-10 baseline |", "|---|---|---|"]
+             "| predictor | what it is | val JI | x frame-10 baseline |", "|---|---|---|---|"]
+    submitted = settings.get("hidden submission")
     for name in ROW_ORDER:
         if name in jac:
             ratio = f"{jac[name] / base:.2f}" if base else "-"
-            lines.append(f"| {name} | {jac[name]:.4f} | {ratio} |")
-    lines += ["", "Settings (a CPU demo: minutes per model, not a tuned run):", ""]
+            label = f"**{name}** (submitted)" if name == submitted else name
+            lines.append(f"| {label} | {ROW_MEANING[name]} | {jac[name]:.4f} | {ratio} |")
+    lines += ["", f"The hidden-set submission (`submission.pt`) is the `{submitted}` row.", "",
+              "Settings (a CPU demo: a few minutes per model, not a tuned run):", ""]
     lines += [f"- {k}: `{v}`" for k, v in settings.items()]
-    lines += ["", "Wall time per step (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()), "",
+    lines += ["", "Wall time per step (s; the machine's speed, the one thing here another run of this seed "
+              "changes): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()), "",
               "Rows of val videos: frames 0 and 10, the true and the predicted frame 21, the true mask, "
               "then each predictor's mask.", "", "![figure](figure.png)", ""]
     text = "\n".join(lines)
@@ -254,7 +264,8 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
                                    "--out_dir", str(out), *models]))
     seconds["inference"] = time.monotonic() - t
 
-    shutil.copyfile(out / "val" / "results.json", out / "results.json")
+    # Without the inference's wall time, results.json is the same file for every run of one seed.
+    atomic_write_json({k: v for k, v in results.items() if k != "seconds"}, out / "results.json")
     make_figure(root, out / "val", ckpts / "reconstructor", out / "figure.png")
     budget = (f"{', '.join(f'{k} {v}' for k, v in profile.steps.items())} optimizer steps" if profile.steps is not None
               else f"{profile.minutes:g} minutes per model, U-Net {profile.unet_minutes or profile.minutes:g} "
