@@ -182,7 +182,7 @@ DEMO = Profile(
     unet=["--base_width", "16", "--crop", "96x128", "--batch_size", "8", "--val_frames", "0,10,21", "--lr", "3e-3"],
     mask_simvp=["--batch_size", "8", "--hid_s", "16", "--hid_t", "64", "--n_t", "2"],
     reconstructor=["--batch_size", "4", "--base_width", "8", "--hidden", "32", "--holdout", "0.1"],
-    steps={"unet": 2000, "mask_simvp": 400, "reconstructor": 300},
+    steps={"unet": 1300, "mask_simvp": 40, "reconstructor": 90},
     epochs={"unet": 40, "mask_simvp": 60, "reconstructor": 30, "finetune": 20})
 
 
