@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 DATA ?= Data
 PRESET ?= tiny
 WORKERS ?= 2
+SEED ?= 0
 
 .PHONY: help venv test demo data cache check bench clean
 
@@ -32,8 +33,8 @@ cache: venv  ## decode the PNGs of DATA once into the memory-mapped frame cache
 check: venv  ## validate every file of DATA
 	$(PY) Data/check_dataset.py --root_dir $(DATA) --workers $(WORKERS)
 
-demo: venv  ## the whole pipeline on CPU on generated data; writes results/demo/
-	$(PY) demo.py --root_dir $(DATA)
+demo: venv  ## the whole pipeline on CPU on generated data (SEED=0: same seed, same results); writes results/demo/
+	$(PY) demo.py --root_dir $(DATA) --seed $(SEED)
 
 bench: venv  ## speed and accuracy benchmarks (prints tables)
 	$(PY) benchmarks/run_all.py

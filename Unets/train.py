@@ -18,7 +18,7 @@ from Data.layout import LABELED_SPLITS, NUM_CLASSES, NUM_FRAMES
 from models import load_model, load_segmenter
 from SSL_convLSTM_Reconstructor.reconstructed_frames import ReconstructedFrames
 from Unets.segmentation import Augmented, crop_size, evaluate, segmentation_loss
-from Unets.unet_model import UNet
+from Unets.unet_model import HEADS, UNet
 
 
 def parse_frames(text: str) -> list[int]:
@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="channels of the first level (0: 64 on CUDA, ~31M parameters; 16 on CPU)")
     parser.add_argument("--depth", type=positive_int, default=4, help="number of down/up levels")
     parser.add_argument("--bilinear", action="store_true", help="bilinear upsampling instead of transposed convs")
+    parser.add_argument("--head", choices=HEADS, default="factorized",
+                        help="factorized: object-vs-background and shape, material, colour, composed into the 49 "
+                             "classes (shares what one class teaches with the classes of the same attributes); "
+                             "plain: a 49-way softmax. Stored in the checkpoint")
     parser.add_argument("--dice", type=non_negative_float, default=0.0,
                         help="weight of a soft-Dice term added to cross-entropy")
     parser.add_argument("--crop", type=crop_size, default=None,
@@ -67,7 +71,7 @@ def make_task(args: argparse.Namespace) -> TrainTask:
         model = load_segmenter(args.init_from).train()
     else:
         base_width = args.base_width or (64 if torch.cuda.is_available() and args.device != "cpu" else 16)
-        model = UNet(3, NUM_CLASSES, base_width=base_width, bilinear=args.bilinear, depth=args.depth)
+        model = UNet(3, NUM_CLASSES, base_width=base_width, bilinear=args.bilinear, depth=args.depth, head=args.head)
     use_cache = not args.no_cache
     if args.finetune_recon is not None:
         train, val = finetune_sets(args, use_cache)

@@ -88,3 +88,33 @@ class OutConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
+
+class FactorizedHead(nn.Module):
+    """1x1 conv to object-vs-background and each attribute's logits, composed into class log-probabilities.
+
+    A class is a product of attributes (`attributes` counts them, e.g. shape x material x colour,
+    the last one varying fastest in the class id), so p(class 1 + k) = p(object) * prod_i p(attr_i)
+    and p(class 0) = p(background). Every object pixel then teaches each attribute to all the
+    classes that share it, where a softmax over 48 object classes learns each combination alone.
+    The output is log-probabilities over 1 + prod(attributes) classes: a softmax of it (or its
+    argmax) reads like a plain head's logits, and it sums to 1 exactly in probability.
+    """
+
+    def __init__(self, in_channels: int, attributes: tuple[int, ...]):
+        super().__init__()
+        self.attributes = tuple(attributes)
+        self.conv = nn.Conv2d(in_channels, 1 + sum(self.attributes), kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.conv(x).float()   # composed in fp32: the sums of log-probabilities must not lose digits
+        obj, *attrs = z.split([1, *self.attributes], dim=1)
+        b, _, h, w = z.shape
+        # Broadcast attribute i over its own axis of a (B, a_1, ..., a_n, H, W) grid.
+        n = len(attrs)
+        joint = F.logsigmoid(obj).view(b, *([1] * n), h, w)
+        for i, logits in enumerate(attrs):
+            shape = [b] + [1] * n + [h, w]
+            shape[1 + i] = logits.shape[1]
+            joint = joint + logits.log_softmax(1).view(shape)
+        return torch.cat([F.logsigmoid(-obj), joint.flatten(1, n)], dim=1)

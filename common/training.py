@@ -43,14 +43,21 @@ def add_training_args(parser: argparse.ArgumentParser, *, out_dir: Path, epochs:
     g.add_argument("--weight_decay", type=non_negative_float, default=1e-4, help="AdamW weight decay")
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights, shuffling and augmentation")
     g.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader worker processes")
+    g.add_argument("--threads", type=non_negative_int, default=0,
+                   help="CPU threads of torch (0: torch's default); the sums in a convolution's gradient are "
+                        "split by thread, so bit-identical runs need the same count")
     add_device_arg(g)
     g.add_argument("--no_amp", action="store_true", help="disable mixed precision on CUDA")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
     g.add_argument("--resume", action="store_true", help="continue from last.pt in --out_dir")
     g.add_argument("--max_steps_per_epoch", type=non_negative_int, default=0,
                    help="cap on optimizer steps per epoch (0: a full pass)")
+    g.add_argument("--max_steps", type=non_negative_int, default=0,
+                   help="train for exactly this many optimizer steps in all, replacing --epochs (the last "
+                        "epoch is cut short); the reproducible budget: one seed, one result (0: use --epochs)")
     g.add_argument("--budget_minutes", type=non_negative_float, default=0.0,
-                   help="stop after this much training time, finishing with an evaluation (0: no limit)")
+                   help="stop after this much training time, finishing with an evaluation (0: no limit); "
+                        "a slower machine then trains fewer steps and ends elsewhere: see --max_steps")
     g.add_argument("--no_progress", action="store_true", help="hide tqdm bars (logs stay)")
 
 
@@ -115,7 +122,8 @@ def _model_of_run(model: nn.Module, ckpt: dict, last_path: Path) -> nn.Module:
 
 
 def fit(task_factory: Callable[[argparse.Namespace], TrainTask], args: argparse.Namespace) -> dict:
-    """Train until `args.epochs` (or the time budget); returns the final history row.
+    """Train for `args.max_steps` steps, else `args.epochs` (or until the time budget); returns the
+    final history row.
 
     `task_factory` is called after seeding, so the weights depend on the seed only.
     """
@@ -134,6 +142,8 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
         raise UserInputError(f"{last_path}: a run already exists here; pass --resume to continue it "
                              f"or choose another --out_dir")
     ckpt = _read_resumable(last_path) if args.resume else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     task = task_factory(args)
     if ckpt is not None:
@@ -149,7 +159,10 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
                              f"{args.batch_size} x {ctx.world_size} process(es); lower --batch_size")
     if args.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, args.max_steps_per_epoch)
-    total_steps, warmup = steps_per_epoch * args.epochs, max(1, min(steps_per_epoch, 100))
+    epochs, total_steps = args.epochs, steps_per_epoch * args.epochs
+    if args.max_steps:
+        epochs, total_steps = math.ceil(args.max_steps / steps_per_epoch), args.max_steps
+    warmup = max(1, min(steps_per_epoch, 100, total_steps // 10 if args.max_steps else steps_per_epoch))
     clock = {"start": time.monotonic()}
     budget_s = 60 * args.budget_minutes
 
@@ -203,7 +216,7 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
     row: dict = {}
     epoch = start_epoch
     try:
-        for epoch in range(start_epoch, args.epochs):
+        for epoch in range(start_epoch, epochs):
             # Shuffling depends on (seed, epoch) only, so a resumed run sees the same order.
             if sampler is not None:
                 sampler.set_epoch(epoch)
@@ -214,11 +227,13 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
                                 pin_memory=device.type == "cuda")
             model.train()
             t0, loss_sum, n = time.monotonic(), torch.zeros((), device=device), 0
-            bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}",
+            # Every epoch but a --max_steps run's last one is full, so the steps done follow from the epoch.
+            epoch_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+            bar = tqdm(loader, total=epoch_steps, desc=f"epoch {epoch + 1}/{epochs}",
                        disable=args.no_progress or not ctx.is_main, leave=False)
             out_of_time = False
             for step, batch in enumerate(bar):
-                if step >= steps_per_epoch:
+                if step >= epoch_steps:
                     break
                 with autocast(device, not args.no_amp):
                     loss = task.loss(train_model, batch, device)
@@ -248,13 +263,13 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
             if improved:
                 best = score
             if ctx.is_main:
-                log.info("epoch %d/%d  %s", epoch + 1, args.epochs,
+                log.info("epoch %d/%d  %s", epoch + 1, epochs,
                          "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                                    if k != "epoch"))
                 if improved:
                     save("best.pt", epoch + 1)
                 # `finished` tells a pipeline (demo.py) that a run stopped by its budget is done, not cut short.
-                save("last.pt", epoch + 1, finished=out_of_time or epoch + 1 == args.epochs)
+                save("last.pt", epoch + 1, finished=out_of_time or epoch + 1 == epochs)
                 _write_history(out_dir, history)
                 if task.on_epoch_end is not None:
                     task.on_epoch_end(unwrap(model), epoch + 1, out_dir)

@@ -7,9 +7,10 @@ import torch
 from PIL import Image
 
 import demo
+from common.errors import UserInputError
 from common.metrics import jaccard_index
-from Data.layout import NUM_CLASSES
 from Data.datasets import EvalVideos
+from Data.layout import NUM_CLASSES
 
 pytestmark = pytest.mark.slow     # the whole pipeline, every model trained
 
@@ -17,8 +18,7 @@ pytestmark = pytest.mark.slow     # the whole pipeline, every model trained
 def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     root = shutil.copytree(session_root, tmp_path / "data")
     out = tmp_path / "demo"
-    profile = replace(demo.DEMO, minutes=0.2, unet_minutes=0.2, finetune_minutes=0.2,
-                      unet=[*demo.DEMO.unet, "--base_width", "4"])
+    profile = replace(demo.DEMO, steps={**demo.DEMO.steps, "finetune": 4}, unet=[*demo.DEMO.unet, "--base_width", "4"])
     results = demo.run_demo(root, out, profile, quick=True)
     saved = json.loads((out / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]
@@ -36,6 +36,7 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     assert fig.width == 10 * 244 and fig.height > 3 * 160
     report = (out / "report.md").read_text()
     assert "| mask_simvp |" in report and "figure.png" in report
+    assert "| **mask_extrapolation** (submitted) | the U-Net segments frames 0..10" in report
 
     # a second run reuses every finished model
     stamp = (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns
@@ -43,3 +44,7 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     assert (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns == stamp
     # the chain's fine-tuned segmenter was trained and named in the report
     assert (out / "checkpoints" / "unet_recon" / "best.pt").exists() and "--finetune_recon" in report
+
+    # the same folder asked for another seed: refused, rather than reporting seed 0's models as seed 1's
+    with pytest.raises(UserInputError, match=r"unet/last.pt: was trained with --seed 0 \(asked 1\)"):
+        demo.run_demo(root, out, profile, seed=1, quick=True)

@@ -57,9 +57,10 @@ def test_from_config_rebuilds_identical_model() -> None:
         assert torch.equal(model(x), rebuilt(x))
 
 
-def test_checkpoint_round_trip_through_bytes() -> None:
+@pytest.mark.parametrize("head", ["plain", "factorized"])
+def test_checkpoint_round_trip_through_bytes(head: str) -> None:
     torch.manual_seed(0)
-    model = UNet(base_width=4)
+    model = UNet(base_width=4, head=head)
     model.train()
     model(torch.rand(2, 3, 32, 48))  # move the BatchNorm running stats off their defaults
     model.eval()
@@ -67,7 +68,7 @@ def test_checkpoint_round_trip_through_bytes() -> None:
     torch.save({"kind": UNet.KIND, "config": model.config, "model": model.state_dict()}, buf)
     buf.seek(0)
     ckpt = torch.load(buf, weights_only=True)
-    assert ckpt["kind"] == "unet"
+    assert ckpt["kind"] == "unet" and ckpt["config"]["head"] == head
     rebuilt = UNet.from_config(ckpt["config"])
     rebuilt.load_state_dict(ckpt["model"])
     rebuilt.eval()
@@ -88,3 +89,47 @@ def test_invalid_config_raises(bad: dict) -> None:
 def test_input_too_small_raises() -> None:
     with pytest.raises(ValueError, match="too small"):
         UNet(base_width=2)(torch.rand(1, 3, 8, 48))
+
+
+def test_factorized_head_is_a_distribution_over_the_49_classes() -> None:
+    torch.manual_seed(0)
+    model = UNet(base_width=4, head="factorized").eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 32, 48) * 4)   # scaled input: logits far from uniform
+    assert out.shape == (2, NUM_CLASSES, 32, 48)
+    assert (out <= 0).all()
+    assert torch.allclose(out.exp().sum(1), torch.ones(2, 32, 48), atol=1e-5)
+    assert torch.allclose(out.softmax(1), out.exp(), atol=1e-6)   # softmax reads it as its own probabilities
+
+
+def test_factorized_head_argmax_decodes_attributes_to_class_ids() -> None:
+    from Data.layout import COLOURS, MATERIALS, SHAPES, class_id
+    from Unets.unet_parts import FactorizedHead
+    attrs = (len(SHAPES), len(MATERIALS), len(COLOURS))
+    n = 1 + sum(attrs)
+    head = FactorizedHead(n, attrs)
+    with torch.no_grad():   # the 1x1 conv passes its input through: the input is the head's logits
+        head.conv.weight.copy_(torch.eye(n)[:, :, None, None])
+        head.conv.bias.zero_()
+    cases = [(s, m, c) for s in range(3) for m in range(2) for c in range(8)] + [None, None]
+    x = torch.zeros(1, n, 1, len(cases))
+    for k, case in enumerate(cases):
+        x[0, 0, 0, k] = -3.0 if case is None else 3.0     # background vs object
+        for i, value in enumerate(case or (k % 3, 1, 7)):  # background pixels still carry attribute logits
+            x[0, 1 + sum(attrs[:i]) + value, 0, k] = 2.0
+    with torch.no_grad():
+        decoded = head(x).argmax(1)[0, 0].tolist()
+    assert decoded == [class_id(*case) if case else 0 for case in cases]
+    assert class_id(1, 1, 0) == 25 and class_id(1, 0, 5) == 22   # DESIGN.md: gray rubber sphere, cyan metal sphere
+
+
+def test_config_without_head_rebuilds_the_plain_head() -> None:
+    # a checkpoint written before heads existed holds the plain head it was trained with
+    old = {k: v for k, v in UNet(base_width=4).config.items() if k != "head"}
+    assert isinstance(UNet.from_config(old).outc, type(UNet(base_width=4).outc))
+
+
+@pytest.mark.parametrize("bad", [dict(head="softmax"), dict(head="factorized", num_classes=5)])
+def test_invalid_head_raises(bad: dict) -> None:
+    with pytest.raises(ValueError, match="head|factorized"):
+        UNet(base_width=2, **bad)
