@@ -12,26 +12,23 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.utils.data import DataLoader
 
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-import demo  # noqa: E402
-from common.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
-from common.errors import run_cli  # noqa: E402
-from common.paths import REPO_ROOT  # noqa: E402
-from Data.datasets import LabeledFrames  # noqa: E402
-from Data.layout import TARGET_FRAME  # noqa: E402
-from Unets import train  # noqa: E402
-from Unets.inference import load_segmenter  # noqa: E402
-from Unets.segmentation import evaluate  # noqa: E402
-from Unets.unet_model import HEADS  # noqa: E402
+import demo
+from common.cli import ArgumentParser, non_negative_int, positive_int
+from common.errors import run_cli
+from common.paths import REPO_ROOT
+from Data.datasets import LabeledFrames
+from Data.layout import TARGET_FRAME
+from models import load_segmenter
+from Unets import train
+from Unets.segmentation import evaluate
+from Unets.unet_model import HEADS
 
 
 def frame21_jaccard(checkpoint: Path, root: Path) -> float:
