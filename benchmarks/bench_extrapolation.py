@@ -13,6 +13,10 @@ friction or drag). `--fit_root` times the fit alone on another root (e.g. 1000 t
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import shlex
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,11 +26,13 @@ import numpy as np
 import torch
 
 from common.cli import ArgumentParser, positive_int
+from common.io import atomic_write
 from common.metrics import jaccard_index
 from common.paths import REAL_SAMPLE
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
 from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params
+from SSL_convLSTM_Reconstructor.fit_extrapolation import code_version
 
 
 def load_masks(root: Path, split: str) -> np.ndarray:
@@ -47,7 +53,7 @@ def forecast(masks: np.ndarray, params: ExtrapolationParams) -> np.ndarray:
     return np.stack([extrapolate_mask(m[:NUM_INPUT_FRAMES], params) for m in masks])
 
 
-def leave_one_out(real: np.ndarray, workers: int) -> None:
+def leave_one_out(real: np.ndarray, workers: int) -> dict[str, float]:
     """Per held-out video: its Jaccard and copy's; then the stacked leave-one-out table."""
     preds = []
     print(f"\nreal, leave-one-out over {len(real)} labelled videos (each forecast with a fit on the others)")
@@ -63,13 +69,14 @@ def leave_one_out(real: np.ndarray, workers: int) -> None:
     inside = jaccard(forecast(real, params), real)
     print(f"stacked: extrapolation {loo:.4f}, copy mask 10 {copy:.4f} ({loo / copy:.2f}x); "
           f"fitted on all {len(real)} and scored on them (in-sample) {inside:.4f}")
+    return {"copy mask 10": copy, "fitted extrapolation": loo}
 
 
-def generated(root: Path, workers: int) -> None:
+def generated(root: Path, workers: int) -> dict[str, float]:
     train, val = load_masks(root, "train"), load_masks(root, "val")
     if not len(train) or not len(val):
         print(f"{root}: needs labelled train and val splits; skipped")
-        return
+        return {}
     t0 = time.perf_counter()
     params, report = fit_params(list(train), workers=workers)
     seconds = time.perf_counter() - t0
@@ -80,11 +87,36 @@ def generated(root: Path, workers: int) -> None:
             "  without collisions": replace(params, collide=False),
             "  constant velocity (drag 1, no friction)": replace(params, drag=(1.0,) * 3, friction=(0.0,) * 3)}
     print(f"{'predictor (from true masks 0..10)':46s} {'val JI':>7s} {'ms/video':>9s}")
+    scores = {}
     for name, p in rows.items():
         t0 = time.perf_counter()
         preds = val[:, NUM_INPUT_FRAMES - 1] if p is None else forecast(val, p)
         ms = (time.perf_counter() - t0) / len(val) * 1e3
-        print(f"{name:46s} {jaccard(preds, val):7.4f} {ms:9.1f}")
+        scores[name.strip()] = jaccard(preds, val)
+        print(f"{name:46s} {scores[name.strip()]:7.4f} {ms:9.1f}")
+    return scores
+
+
+def data_version(root: Path, split: str = "train") -> str:
+    """The generator version a root's split was made with (its manifest), or 'unknown'."""
+    try:
+        return json.loads((root / split / ".generator.json").read_text())["generator_version"]
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def markdown_table(real: dict[str, float], real_videos: int, gen: dict[str, float], root: Path | None,
+                   command: str, commit: str, date: str) -> str:
+    """The forecasting table (real leave-one-out and generated val) as markdown, with what produced it."""
+    gen_head = f"generated val, {data_version(root)} (`{root.name}`; fit on its train)" if gen else "generated val"
+    lines = [f"Forecasting from the true masks of frames 0..10 (no segmenter), measured {date} at commit "
+             f"`{commit[:12]}` by `{command}`:", "",
+             f"| predictor | real, {real_videos} labelled videos, leave-one-out | {gen_head} |", "|---|---|---|"]
+    for name in ("copy mask 10", "fitted extrapolation", "without collisions", "constant velocity (drag 1, no friction)"):
+        cells = [f"{d[name]:.3f}" if name in d else "-" for d in (real, gen)]
+        if any(c != "-" for c in cells):
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
 
 
 def time_fit(root: Path, workers: int) -> None:
@@ -104,20 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root_dir", type=Path, default=None, help="a generated root with train/ and val/")
     parser.add_argument("--fit_root", type=Path, default=None, help="a root whose train/ split times the fit")
     parser.add_argument("--workers", type=positive_int, default=2, help="processes of the fit")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the forecasting table as markdown to this file (the README's table)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     real = load_masks(args.real_root, "train")
+    real_rows, gen_rows = {}, {}
     if len(real) >= 2:
-        leave_one_out(real, args.workers)
+        real_rows = leave_one_out(real, args.workers)
     else:
         print(f"{args.real_root}: fewer than 2 labelled real videos; leave-one-out skipped")
     if args.root_dir is not None:
-        generated(args.root_dir, args.workers)
+        gen_rows = generated(args.root_dir, args.workers)
     if args.fit_root is not None:
         time_fit(args.fit_root, args.workers)
+    if args.markdown is not None:
+        command = shlex.join(["python", "benchmarks/bench_extrapolation.py", *(sys.argv[1:] if argv is None else argv)])
+        table = markdown_table(real_rows, len(real), gen_rows, args.root_dir, command, code_version(),
+                               datetime.date.today().isoformat())
+        atomic_write(args.markdown, lambda f: f.write(table.encode()))
+        print(f"\nwrote {args.markdown}")
 
 
 if __name__ == "__main__":

@@ -25,3 +25,18 @@ def test_markdown_table_names_its_run_and_each_models_steps(tmp_path):
     assert rows["mask_extrapolation"][1:] == ["0.600", "3.00", "0.75", "U-Net 150"]
     assert rows["reconstructor"][-1] == "reconstructor 15"
     assert rows["mask_simvp"][-1] == "U-Net 150, SimVP 30"
+
+
+def test_forecasting_markdown_names_its_data_and_rows(tmp_path):
+    from benchmarks import bench_extrapolation
+    (tmp_path / "gen" / "train").mkdir(parents=True)
+    (tmp_path / "gen" / "train" / ".generator.json").write_text(json.dumps({"generator_version": "synth-9"}))
+    real = {"copy mask 10": 0.348, "fitted extrapolation": 0.464}
+    gen = {"copy mask 10": 0.354, "fitted extrapolation": 0.672, "without collisions": 0.617}
+    table = bench_extrapolation.markdown_table(real, 3, gen, tmp_path / "gen", "python x", "abcdef0123456789", "2026-12-02")
+    lines = table.splitlines()
+    assert "2026-12-02" in lines[0] and "`abcdef012345`" in lines[0] and "`python x`" in lines[0]
+    assert "synth-9" in lines[2] and "3 labelled videos" in lines[2]
+    assert "| fitted extrapolation | 0.464 | 0.672 |" in lines
+    assert "| without collisions | - | 0.617 |" in lines
+    assert not any(line.startswith("| constant velocity") for line in lines)     # measured nowhere: no row
