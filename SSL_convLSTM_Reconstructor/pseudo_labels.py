@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +25,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from common.cli import ArgumentParser, add_device_arg, positive_int  # noqa: E402
+from common.parallel import default_workers, map_batches  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from common.io import atomic_write_json  # noqa: E402
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
@@ -33,6 +35,7 @@ from Data.reading import DatasetError, SplitReader, fingerprint, preprocess_fram
 
 log = logging.getLogger("pseudo_labels")
 MODEL_FRAMES = [*range(NUM_INPUT_FRAMES), TARGET_FRAME]   # what a one-jump mask predictor reads
+VIDEOS_PER_CHUNK = 8   # videos read, labelled and marked done together
 
 
 def file_sha1(path: Path) -> str:
@@ -48,10 +51,12 @@ def label_dir(root: Path, split: str) -> Path:
 
 
 def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequence[int] = range(NUM_FRAMES),
-                       batch_size: int = 32, device: str = "auto", progress: bool = True) -> Path:
-    """Fill (or finish) the split's pseudo-label array; returns its folder."""
+                       batch_size: int | None = None, device: str = "auto", progress: bool = True) -> Path:
+    """Fill (or finish) the split's pseudo-label array; returns its folder.
+
+    `batch_size`: frames per U-Net call (default: the device's, `Unets.segmentation.segment_batch`).
+    """
     from Unets.inference import load_segmenter
-    from Unets.segmentation import segment
     from common.checkpoint import resolve_checkpoint
 
     ckpt_path = resolve_checkpoint(checkpoint, "python Unets/train.py")
@@ -84,19 +89,41 @@ def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequenc
     todo = np.flatnonzero(~done)
     if len(todo) == 0:
         return out
-    model = load_segmenter(ckpt_path, pick_device(device))
+    device = pick_device(device)
+    model = load_segmenter(ckpt_path, device)
     frame_ids = want["frames"]
-    per_batch = max(1, batch_size // len(frame_ids))
-    for start in tqdm(range(0, len(todo), per_batch), desc=f"pseudo-labelling {split}", unit="batch",
-                      disable=not progress):
-        chunk = todo[start:start + per_batch]
-        images = torch.cat([preprocess_frames(reader.frames(int(i), frame_ids)) for i in chunk])
-        pred = segment(model, images, batch_size).view(len(chunk), len(frame_ids), HEIGHT, WIDTH).numpy()
-        masks[chunk[:, None], np.array(frame_ids)[None, :]] = pred
+    label = partial(_label_videos, model, batch_size, len(frame_ids))
+    batches, total = map_batches(label, _VideoFrames(reader, todo, frame_ids), VIDEOS_PER_CHUNK,
+                                 default_workers(device), device)
+    for chunk, pred in tqdm(batches, total=total, desc=f"pseudo-labelling {split}", unit="chunk",
+                            disable=not progress):
+        chunk = chunk.numpy()
+        masks[chunk[:, None], np.array(frame_ids)[None, :]] = pred.numpy()
         masks.flush()
         done[chunk] = True
-        np.save(out / "done.npy", done)   # after the masks are on disk: a crash redoes at most one batch
+        np.save(out / "done.npy", done)   # after the masks are on disk: a crash redoes at most one chunk
     return out
+
+
+class _VideoFrames(torch.utils.data.Dataset):
+    """(video index, its `frame_ids` frames as floats) of the videos still to label."""
+
+    def __init__(self, reader: SplitReader, todo: np.ndarray, frame_ids: list[int]) -> None:
+        self.reader, self.todo, self.frame_ids = reader, todo, frame_ids
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, k: int) -> tuple[int, torch.Tensor]:
+        index = int(self.todo[k])
+        return index, preprocess_frames(self.reader.frames(index, self.frame_ids))
+
+
+def _label_videos(model, batch_size: int | None, frames: int,
+                  batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    from Unets.segmentation import segment
+    indices, images = batch
+    return indices, segment(model, images.flatten(0, 1), batch_size).view(len(indices), frames, HEIGHT, WIDTH)
 
 
 def load_pseudo_labels(root: Path, split: str, frames: Sequence[int] = MODEL_FRAMES) -> np.ndarray:
@@ -156,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="U-Net checkpoint file, or a folder holding best.pt")
     parser.add_argument("--frames", type=parse_frames, default=parse_frames("all"),
                         help="'all' 22 frames, or 'model': only frames 0..10 and 21 that a one-jump predictor reads")
-    parser.add_argument("--batch_size", type=positive_int, default=32, help="frames per U-Net batch")
+    parser.add_argument("--batch_size", type=positive_int, default=None,
+                        help="frames per U-Net call (default: measured per device, 4 on CPU, 32 on CUDA)")
     add_device_arg(parser)
     return parser
 

@@ -22,6 +22,7 @@ import argparse
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -29,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.checkpoint import load_model
@@ -37,6 +37,7 @@ from common.cli import ArgumentParser, add_device_arg, non_negative_int, positiv
 from common.errors import UserInputError, run_cli
 from common.io import atomic_torch_save, atomic_write_json, check_out_dir
 from common.metrics import jaccard_index, per_class_iou
+from common.parallel import default_workers, map_batches
 from common.paths import (DATA_ROOT, EXTRAPOLATION_FIT, MASK_SIMVP_CHECKPOINTS, RECON_CHECKPOINTS, RESULTS_ROOT,
                           UNET_CHECKPOINTS)
 from common.runtime import pick_device
@@ -90,7 +91,7 @@ class Forecaster:
     """Runs the requested predictors on batches of videos, sharing the U-Net's work between them."""
 
     def __init__(self, segmenter: nn.Module | None, reconstructor: nn.Module | None = None,
-                 mask_model: nn.Module | None = None, seg_batch: int = 32,
+                 mask_model: nn.Module | None = None, seg_batch: int | None = None,
                  chain_segmenter: nn.Module | None = None, extrapolation=None,
                  device: torch.device | None = None) -> None:
         self.segmenter, self.reconstructor, self.mask_model = segmenter, reconstructor, mask_model
@@ -139,12 +140,19 @@ class Forecaster:
 
 
 def forecast_split(forecaster: Forecaster, dataset: ForecastVideos, names: Sequence[str], batch_size: int = 8,
-                   workers: int = 0, progress: bool = True, true_masks: bool = False) -> dict[str, torch.Tensor]:
-    """uint8 predictions (N, H, W) per name for every video, in the dataset's (ascending id) order."""
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+                   workers: int | None = None, progress: bool = True,
+                   true_masks: bool = False) -> dict[str, torch.Tensor]:
+    """uint8 predictions (N, H, W) per name for every video, in the dataset's (ascending id) order.
+
+    `workers`: processes (default: one per core on a CPU, 0 on a GPU); see `common.parallel`.
+    """
+    workers = default_workers(forecaster.device) if workers is None else workers
+    batches, total = map_batches(partial(forecaster.predict, names=names, true_masks=true_masks), dataset,
+                                 batch_size, workers, forecaster.device)
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    for batch in tqdm(loader, desc=f"forecasting {dataset.reader.split}", unit="batch", disable=not progress):
-        for name, pred in forecaster.predict(batch, names, true_masks).items():
+    for batch in tqdm(batches, total=total, desc=f"forecasting {dataset.reader.split}", unit="batch",
+                      disable=not progress):
+        for name, pred in batch.items():
             chunks[name].append(pred)
     return {n: torch.cat(c) for n, c in chunks.items()}
 
@@ -193,7 +201,10 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
                         help="where outputs go (default: results/<split>_<predictor>/)")
     parser.add_argument("--force", action="store_true", help="overwrite outputs already in --out_dir")
     parser.add_argument("--batch_size", type=positive_int, default=8, help="videos per batch")
-    parser.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--workers", type=non_negative_int, default=None,
+                        help="worker processes: on a CPU each forecasts whole batches on one core, on a GPU they "
+                             "read while this process forecasts; 0: this process alone, reading in a thread "
+                             "(default: one per core on a CPU, 0 on a GPU)")
     add_device_arg(parser)
     parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
     # Only a preset's fixed values: a None here would override the --split/--predictor defaults.
