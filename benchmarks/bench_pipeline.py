@@ -20,14 +20,16 @@ are as good as the machine was quiet (the load average is printed beside them).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import select
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,8 +41,30 @@ FULL = {split: hi - lo for split, (lo, hi) in ID_RANGES.items()}   # the competi
 SEGMENT_BATCHES = (1, 2, 4, 8, 16, 32)
 
 
-def in_child(fn: Callable[..., dict], *args) -> tuple[dict, float]:
-    """fn(*args) in a forked child process: (its result, its peak resident memory in MB).
+class Usage(NamedTuple):
+    peak_mb: float        # largest resident set of the step's processes (wait4's ru_maxrss)
+    total_mb: float       # largest sum of their proportional sets (PSS), sampled every 0.2 s
+    cpu_s: float          # CPU seconds of the step's processes, user + system
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Proportional resident memory of a process and its descendants (shared pages split)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:   # the process ended meanwhile
+            continue
+    return total
+
+
+def in_child(fn: Callable[..., dict], *args) -> tuple[dict, Usage]:
+    """fn(*args) in a forked child process: its result, and what it and its workers used.
 
     The parent never runs torch, so the child starts lean and its thread pools start fresh.
     """
@@ -56,10 +80,20 @@ def in_child(fn: Callable[..., dict], *args) -> tuple[dict, float]:
             f.write(payload)
         os._exit(code)
     os.close(write_end)
-    with os.fdopen(read_end) as f:
-        text = f.read()
-    _, _, usage = os.wait4(pid, 0)
-    return (json.loads(text) if text else {"error": "child died"}), usage.ru_maxrss / 1024
+    chunks, total = [], 0.0
+    while True:
+        if select.select([read_end], [], [], 0.2)[0]:
+            chunks.append(os.read(read_end, 1 << 16))
+        done, _, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            break
+        total = max(total, tree_pss_mb(pid))
+    while chunk := os.read(read_end, 1 << 16):
+        chunks.append(chunk)
+    os.close(read_end)
+    text = b"".join(chunks).decode()
+    result = json.loads(text) if text else {"error": "the step's process died"}
+    return result, Usage(usage.ru_maxrss / 1024, total, usage.ru_utime + usage.ru_stime)
 
 
 def sample_root(root: Path, out: Path, videos: int) -> dict[str, int]:
@@ -138,28 +172,31 @@ def step_generate(ids: dict[str, list[int]], out: Path) -> dict:
     return out_times
 
 
-def step_segment(root: Path, checkpoint: Path, frames: int, reps: int) -> dict:
-    """Frames/s of the raw U-Net per batch size and of `segment` (default batch), interleaved."""
+def step_segment(root: Path, checkpoint: Path, frames: int, reps: int, threads: int) -> dict:
+    """Frames/s of the raw U-Net per batch size, of `segment` and of its former version (chunks of
+    32, argmax), interleaved so that a change of load hits every candidate alike; best of `reps`."""
     import torch
     from Data.reading import SplitReader, preprocess_frames
     from Unets.inference import load_segmenter
     from Unets.segmentation import segment, segment_batch
 
+    torch.set_num_threads(threads)
     model = load_segmenter(checkpoint, torch.device("cpu"))
     split = "hidden" if (root / "hidden").is_dir() else next(s for s in SPLITS if (root / s).is_dir())
     reader = SplitReader(root, split, use_cache=False)
     images = torch.cat([preprocess_frames(reader.frames(i, range(FRAMES_PER_SPLIT[split])))
                         for i in range(len(reader))])[:frames]
 
-    def raw(batch: int) -> None:
-        with torch.inference_mode():
-            for i in range(0, len(images), batch):
-                model(images[i:i + batch])
+    @torch.inference_mode()
+    def raw(batch: int, then: Callable = lambda logits: None) -> None:
+        for i in range(0, len(images), batch):
+            then(model(images[i:i + batch]))
 
-    best: dict[str, float] = {}
     candidates = {**{f"raw {b}": (lambda b=b: raw(b)) for b in SEGMENT_BATCHES},
+                  "former segment": lambda: raw(32, lambda logits: logits.argmax(1).to(torch.uint8)),
                   "segment": lambda: segment(model, images)}
-    for _ in range(reps):            # interleaved: a change of load hits every candidate alike
+    best: dict[str, float] = {}
+    for _ in range(reps):
         for name, fn in candidates.items():
             best[name] = max(best.get(name, 0.0), len(images) / timed(fn))
     return {"frames_per_s": best, "threads": torch.get_num_threads(), "default_batch": segment_batch("cpu"),
@@ -183,58 +220,69 @@ def predictor_flags(args: argparse.Namespace, fit_dir: Path | None) -> dict[str,
 
 
 class Table:
-    """Rows of (step, sample, seconds per video, videos projected, projected minutes, peak MB)."""
+    """One row per step: its time per video on the sample and projected to the competition's counts."""
 
-    def __init__(self) -> None:
+    HEADER = ("step", "sample videos", "s/video", "projected videos", "projected min (wall)",
+              "projected min (CPU s / cores)", "peak MB, largest process", "peak MB, all processes")
+
+    def __init__(self, cores: int = 1) -> None:
+        self.cores = cores
         self.rows: list[tuple] = []
 
-    def add(self, step: str, result: dict, peak: float, per_split: dict[str, int], fixed: float = 0.0,
+    def add(self, step: str, result: dict, usage: Usage, per_split: dict[str, int], fixed: float = 0.0,
             workers: int = 1) -> None:
-        """`result` holds seconds per split name (or "seconds" for the one split of `per_split`)."""
+        """`result` holds seconds per split name (or "seconds" for the one split of `per_split`);
+        `fixed`: seconds spent once whatever the count (loading); `workers`: processes sharing the work."""
+        memory = (f"{usage.peak_mb:.0f}", f"{usage.total_mb:.0f}")
         if "error" in result:
-            self.rows.append((step, "-", "-", "-", f"failed: {result['error']}", f"{peak:.0f}"))
+            self.rows.append((step, "-", "-", "-", f"failed: {result['error']}", "-", *memory))
             return
         sample = sum(per_split.values())
-        projected_s, full, spent = fixed, 0, 0.0
-        for split, n in per_split.items():
-            seconds = result.get(split, result.get("seconds"))
-            projected_s += seconds / n * FULL[split] / workers
-            full += FULL[split]
-            spent += seconds
-        self.rows.append((step, sample, f"{spent / sample:.3f}", f"{full:,}", f"{projected_s / 60:.1f}",
-                          f"{peak:.0f}"))
+        seconds = {split: result.get(split, result.get("seconds")) for split in per_split}
+        spent = sum(seconds.values())
+        wall = fixed + sum(seconds[s] / n * FULL[s] for s, n in per_split.items()) / workers
+        # The step's CPU time, shared among its splits in proportion to their wall time.
+        cpu = sum(usage.cpu_s * seconds[s] / spent / n * FULL[s] for s, n in per_split.items())
+        full = sum(FULL[s] for s in per_split)
+        self.rows.append((step, sample, f"{spent / sample:.3f}", f"{full:,}", f"{wall / 60:.1f}",
+                          f"{cpu / self.cores / 60:.1f}", *memory))
 
     def print(self) -> None:
-        print("| step | sample videos | s/video | projected videos | projected minutes | peak MB |")
-        print("|---|---|---|---|---|---|")
+        print("| " + " | ".join(self.HEADER) + " |")
+        print("|" + "---|" * len(self.HEADER))
         for row in self.rows:
             print("| " + " | ".join(str(c) for c in row) + " |")
 
 
 def run_steps(args: argparse.Namespace, sample: Path, counts: dict[str, int], work: Path, table: Table) -> None:
     ckpt = args.saved_seg_model_dir
-    res, peak = in_child(step_check, sample, list(counts))
-    table.add("check_dataset.py, 1 worker", res, peak, counts)
+    res, use = in_child(step_check, sample, list(counts))
+    table.add("check_dataset.py, 1 worker", res, use, counts)
     fit_dir = None
     if "train" in counts:
-        res, peak = in_child(step_fit, sample, work / "fit")
-        table.add("fit_extrapolation.py (linear in videos)", res, peak, {"train": counts["train"]})
+        res, use = in_child(step_fit, sample, work / "fit")
+        table.add("fit_extrapolation.py (linear in videos)", res, use, {"train": counts["train"]})
         fit_dir = work / "fit" if "error" not in res else None
     predictors = predictor_flags(args, fit_dir)
     for cache in (False, True):
         source = "cache" if cache else "PNGs"
         if cache:
-            res, peak = in_child(step_cache, sample, list(counts))
-            table.add("build_cache.py", res, peak, counts)
+            res, use = in_child(step_cache, sample, list(counts))
+            table.add("build_cache.py", res, use, counts)
         if "hidden" in counts:
             for name, flags in predictors.items():
-                res, peak = in_child(step_inference, sample, name, flags, work / f"out_{name}", cache)
-                table.add(f"hidden submission, {name}, {source}", res, peak, {"hidden": counts["hidden"]},
+                res, use = in_child(step_inference, sample, name, flags, work / f"out_{name}", cache)
+                table.add(f"hidden submission, {name}, {source}", res, use, {"hidden": counts["hidden"]},
                           fixed=res.get("fixed", 0.0))
+            if not cache and "mask_extrapolation" in predictors:   # the same in one process on all threads
+                res, use = in_child(step_inference, sample, "mask_extrapolation",
+                                    [*predictors["mask_extrapolation"], "--workers", "0"], work / "out_one", cache)
+                table.add("hidden submission, mask_extrapolation, PNGs, --workers 0", res, use,
+                          {"hidden": counts["hidden"]}, fixed=res.get("fixed", 0.0))
         if "unlabeled" in counts:
             for frames in ("all", "model"):
-                res, peak = in_child(step_pseudo_labels, sample, ckpt, frames)
-                table.add(f"pseudo-labels --frames {frames}, unlabeled, {source}", res, peak,
+                res, use = in_child(step_pseudo_labels, sample, ckpt, frames)
+                table.add(f"pseudo-labels --frames {frames}, unlabeled, {source}", res, use,
                           {"unlabeled": counts["unlabeled"]})
 
 
@@ -243,20 +291,22 @@ def generator_ids(videos: int) -> dict[str, list[int]]:
     return {split: list(range(lo, hi, max(1, (hi - lo) // videos)))[:videos] for split, (lo, hi) in ID_RANGES.items()}
 
 
-def print_segment(result: dict, peak: float) -> None:
+def print_segment(result: dict, usage: Usage) -> None:
     if "error" in result:
         print(f"segment benchmark failed: {result['error']}")
         return
     fps = result["frames_per_s"]
-    best_raw = max((v, k) for k, v in fps.items() if k.startswith("raw"))
-    print(f"\nU-Net on {result['frames']} frames, {result['threads']} threads, best of interleaved repeats "
-          f"(peak {peak:.0f} MB):")
-    print("| call | frames/s |\n|---|---|")
+    best_raw, best_name = max((v, k) for k, v in fps.items() if k.startswith("raw"))
+    labels = {"segment": f"segment() (batch {result['default_batch']}, max(1).indices, uint8)",
+              "former segment": "former segment (batch 32, argmax(1), uint8)"}
+    print(f"\nU-Net on {result['frames']} frames, {result['threads']} torch thread(s), best of interleaved "
+          f"repeats (peak {usage.peak_mb:.0f} MB):")
+    print("| call | frames/s | / best raw forward |\n|---|---|---|")
     for name, value in fps.items():
-        label = f"segment() (batch {result['default_batch']}, argmax, uint8)" if name == "segment" else \
-            f"model forward, batch {name.split()[1]}"
-        print(f"| {label} | {value:.1f} |")
-    print(f"\nsegment / best raw ({best_raw[1]}): {fps['segment'] / best_raw[0]:.2f}")
+        label = labels.get(name, f"model forward only, batch {name.split()[-1]}")
+        print(f"| {label} | {value:.1f} | {value / best_raw:.2f} |")
+    print(f"segment / best raw forward ({best_name}): {fps['segment'] / best_raw:.2f}; "
+          f"segment / former segment: {fps['segment'] / fps['former segment']:.2f}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,8 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def preload() -> None:
+    """Import what the steps use once, here: a child's CPU time is then its work, not imports.
+    Nothing runs torch here, so forking stays safe."""
+    for module in ("Data.check_dataset", "Data.generate", "SSL_convLSTM_Reconstructor.extrapolation",
+                   "SSL_convLSTM_Reconstructor.fit_extrapolation", "SSL_convLSTM_Reconstructor.pseudo_labels",
+                   "Unets.inference"):
+        importlib.import_module(module)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    preload()
     if not args.root_dir.is_dir():
         raise UserInputError(f"{args.root_dir}: data root not found")
     cores = os.cpu_count() or 1
@@ -290,22 +350,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         counts = sample_root(args.root_dir, work / "data", args.videos)
         if not counts:
             raise UserInputError(f"{args.root_dir}: no split folders to sample")
-        table = Table()
+        table = Table(cores)
         if "pipeline" not in args.skip:
             run_steps(args, work / "data", counts, work, table)
         if "generate" not in args.skip:
             ids = generator_ids(args.gen_videos)
-            res, peak = in_child(step_generate, ids, work / "gen")
-            table.add(f"generate.py --preset full, {cores} workers (per-worker time / {cores})", res, peak,
+            res, use = in_child(step_generate, ids, work / "gen")
+            table.add(f"generate.py --preset full, {cores} workers (per-worker time / {cores})", res, use,
                       {s: len(v) for s, v in ids.items()}, workers=cores)
-        segment = (in_child(step_segment, work / "data", args.saved_seg_model_dir, args.segment_frames,
-                            args.segment_reps) if "segment" not in args.skip else None)
+        segments = [in_child(step_segment, work / "data", args.saved_seg_model_dir, args.segment_frames,
+                             args.segment_reps, threads) for threads in sorted({1, cores})
+                    if "segment" not in args.skip]
     print(f"\n{cores} CPUs; 1-minute load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the "
           f"end (other jobs share the CPUs: absolute times are upper bounds, ratios within the run hold)")
     print(f"sample: {', '.join(f'{s} {n}' for s, n in counts.items())} videos of {args.root_dir}; projected to "
           f"{', '.join(f'{s} {n:,}' for s, n in FULL.items())}\n")
     table.print()
-    if segment is not None:
+    for segment in segments:
         print_segment(*segment)
 
 

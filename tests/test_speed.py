@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.bench_pipeline import FULL, Table, sample_root
+from benchmarks.bench_pipeline import FULL, Table, Usage, sample_root
 from common.prefetch import prefetch
 from conftest import write_fake_root
 from Data.datasets import ForecastVideos
@@ -135,12 +135,17 @@ def test_pseudo_labels_from_worker_processes_equal_segment(tmp_path, tiny_unet):
 
 
 def test_benchmark_projects_per_video_times_to_full_size(tmp_path):
-    table = Table()
-    table.add("step", {"hidden": 4.0}, 100.0, {"hidden": 8}, fixed=3.0)
-    table.add("two splits", {"train": 1.0, "unlabeled": 2.0}, 50.0, {"train": 2, "unlabeled": 4}, workers=2)
-    table.add("broken", {"error": "boom"}, 10.0, {"hidden": 8})
-    assert table.rows[0][2:5] == ("0.500", "2,000", f"{(3 + 0.5 * FULL['hidden']) / 60:.1f}")
+    table = Table(cores=2)
+    table.add("step", {"hidden": 4.0}, Usage(100.0, 150.0, 8.0), {"hidden": 8}, fixed=3.0)
+    table.add("two splits", {"train": 1.0, "unlabeled": 2.0}, Usage(50.0, 60.0, 6.0), {"train": 2, "unlabeled": 4},
+              workers=2)
+    table.add("broken", {"error": "boom"}, Usage(10.0, 10.0, 1.0), {"hidden": 8})
+    # wall: fixed + s/video x 2,000; CPU: 8 CPU-s / 8 videos x 2,000 / 2 cores
+    assert table.rows[0][2:] == ("0.500", "2,000", f"{(3 + 0.5 * FULL['hidden']) / 60:.1f}",
+                                 f"{1.0 * 2000 / 2 / 60:.1f}", "100", "150")
     assert table.rows[1][4] == f"{(0.5 * 1000 + 0.5 * 13000) / 2 / 60:.1f}"
+    # CPU split 1:2 between the splits like their wall time: train 2 CPU-s / 2 videos, unlabeled 4 / 4
+    assert table.rows[1][5] == f"{(1.0 * 1000 + 1.0 * 13000) / 2 / 60:.1f}"
     assert "failed: boom" in table.rows[2][4]
     root = write_fake_root(tmp_path / "data", {"val": 5, "hidden": 2})
     counts = sample_root(root, tmp_path / "sample", 2)
