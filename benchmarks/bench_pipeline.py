@@ -43,7 +43,7 @@ SEGMENT_BATCHES = (1, 2, 4, 8, 16, 32)
 
 class Usage(NamedTuple):
     peak_mb: float        # largest resident set of the step's processes (wait4's ru_maxrss)
-    total_mb: float       # largest sum of their proportional sets (PSS), sampled every 0.2 s
+    total_mb: float       # largest sum of their proportional sets (PSS), sampled every second
     cpu_s: float          # CPU seconds of the step's processes, user + system
 
 
@@ -82,7 +82,7 @@ def in_child(fn: Callable[..., dict], *args) -> tuple[dict, Usage]:
     os.close(write_end)
     chunks, total = [], 0.0
     while True:
-        if select.select([read_end], [], [], 0.2)[0]:
+        if select.select([read_end], [], [], 1.0)[0]:
             chunks.append(os.read(read_end, 1 << 16))
         done, _, usage = os.wait4(pid, os.WNOHANG)
         if done:
