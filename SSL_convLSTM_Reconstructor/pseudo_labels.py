@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from common.cli import ArgumentParser, add_device_arg, positive_int  # noqa: E402
-from common.parallel import default_workers, map_batches  # noqa: E402
+from common.cli import ArgumentParser, add_device_arg, non_negative_int, positive_int  # noqa: E402
+from common.parallel import map_batches  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from common.io import atomic_write_json  # noqa: E402
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS  # noqa: E402
@@ -51,10 +51,12 @@ def label_dir(root: Path, split: str) -> Path:
 
 
 def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequence[int] = range(NUM_FRAMES),
-                       batch_size: int | None = None, device: str = "auto", progress: bool = True) -> Path:
+                       batch_size: int | None = None, device: str = "auto", progress: bool = True,
+                       workers: int = 0) -> Path:
     """Fill (or finish) the split's pseudo-label array; returns its folder.
 
-    `batch_size`: frames per U-Net call (default: the device's, `Unets.segmentation.segment_batch`).
+    `batch_size`: frames per U-Net call (default: the device's, `Unets.segmentation.segment_batch`);
+    `workers`: 0, this process with a reading thread, else worker processes (`common.parallel`).
     """
     from Unets.inference import load_segmenter
     from common.checkpoint import resolve_checkpoint
@@ -94,7 +96,7 @@ def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequenc
     frame_ids = want["frames"]
     label = partial(_label_videos, model, batch_size, len(frame_ids))
     batches, total = map_batches(label, _VideoFrames(reader, todo, frame_ids), VIDEOS_PER_CHUNK,
-                                 default_workers(device), device)
+                                 workers, device)
     for chunk, pred in tqdm(batches, total=total, desc=f"pseudo-labelling {split}", unit="chunk",
                             disable=not progress):
         chunk = chunk.numpy()
@@ -185,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'all' 22 frames, or 'model': only frames 0..10 and 21 that a one-jump predictor reads")
     parser.add_argument("--batch_size", type=positive_int, default=None,
                         help="frames per U-Net call (default: measured per device, 4 on CPU, 32 on CUDA)")
+    parser.add_argument("--workers", type=non_negative_int, default=0,
+                        help="0: this process labels while a thread reads; N: on a CPU, N processes each label "
+                             "on one thread (faster on a loaded machine), on a GPU N processes read (default: 0)")
     add_device_arg(parser)
     return parser
 
@@ -193,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     for split in args.splits:
         out = make_pseudo_labels(args.root_dir, split, args.saved_seg_model_dir, args.frames, args.batch_size,
-                                 args.device)
+                                 args.device, workers=args.workers)
         log.info("%s pseudo-labels ready in %s", split, out)
 
 

@@ -37,7 +37,7 @@ from common.cli import ArgumentParser, add_device_arg, non_negative_int, positiv
 from common.errors import UserInputError, run_cli
 from common.io import atomic_torch_save, atomic_write_json, check_out_dir
 from common.metrics import jaccard_index, per_class_iou
-from common.parallel import default_workers, map_batches
+from common.parallel import map_batches
 from common.paths import (DATA_ROOT, EXTRAPOLATION_FIT, MASK_SIMVP_CHECKPOINTS, RECON_CHECKPOINTS, RESULTS_ROOT,
                           UNET_CHECKPOINTS)
 from common.runtime import pick_device
@@ -140,13 +140,12 @@ class Forecaster:
 
 
 def forecast_split(forecaster: Forecaster, dataset: ForecastVideos, names: Sequence[str], batch_size: int = 8,
-                   workers: int | None = None, progress: bool = True,
+                   workers: int = 0, progress: bool = True,
                    true_masks: bool = False) -> dict[str, torch.Tensor]:
     """uint8 predictions (N, H, W) per name for every video, in the dataset's (ascending id) order.
 
-    `workers`: processes (default: one per core on a CPU, 0 on a GPU); see `common.parallel`.
+    `workers`: 0, this process with a reading thread; else worker processes (`common.parallel`).
     """
-    workers = default_workers(forecaster.device) if workers is None else workers
     batches, total = map_batches(partial(forecaster.predict, names=names, true_masks=true_masks), dataset,
                                  batch_size, workers, forecaster.device)
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
@@ -201,10 +200,10 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
                         help="where outputs go (default: results/<split>_<predictor>/)")
     parser.add_argument("--force", action="store_true", help="overwrite outputs already in --out_dir")
     parser.add_argument("--batch_size", type=positive_int, default=8, help="videos per batch")
-    parser.add_argument("--workers", type=non_negative_int, default=None,
-                        help="worker processes: on a CPU each forecasts whole batches on one core, on a GPU they "
-                             "read while this process forecasts; 0: this process alone, reading in a thread "
-                             "(default: one per core on a CPU, 0 on a GPU)")
+    parser.add_argument("--workers", type=non_negative_int, default=0,
+                        help="0: this process forecasts while a thread reads; N: on a CPU, N processes each "
+                             "forecast whole batches on one thread (faster on a loaded machine), on a GPU N "
+                             "processes read (default: 0)")
     add_device_arg(parser)
     parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
     # Only a preset's fixed values: a None here would override the --split/--predictor defaults.

@@ -9,10 +9,11 @@ The sample is `--videos` videos per split, spread over each split's ids, linked 
 a temporary root, so nothing is written to --root_dir. Each step runs the same functions as its
 command, in a child process of its own: its peak memory is that process's (and its workers')
 largest resident set (`wait4`). Steps: the dataset check, hidden inference from PNGs for each
-predictor whose model is given (mask_extrapolation with the physics fitted here), pseudo-labels
-(all 22 frames and `--frames model`), the extrapolation's fit, the frame cache, the same inference
-and pseudo-labels from the cache, the generator on `full`-preset ids (one worker), and `segment`
-against the raw U-Net's best batch on the sample's frames.
+predictor whose model is given (mask_extrapolation with the physics fitted here, and again with
+one worker process per core), pseudo-labels (all 22 frames and `--frames model`), the
+extrapolation's fit, the frame cache, the same inference and pseudo-labels from the cache, the
+generator on `full`-preset ids (one worker), and `segment` against the raw U-Net's best batch on
+the sample's frames (1 thread and all threads).
 
 Times on a shared machine move with its load: ratios measured in one run hold, absolute times
 are as good as the machine was quiet (the load average is printed beside them).
@@ -233,7 +234,7 @@ class Table:
             workers: int = 1) -> None:
         """`result` holds seconds per split name (or "seconds" for the one split of `per_split`);
         `fixed`: seconds spent once whatever the count (loading); `workers`: processes sharing the work."""
-        memory = (f"{usage.peak_mb:.0f}", f"{usage.total_mb:.0f}")
+        memory = (f"{usage.peak_mb:.0f}", f"{usage.total_mb:.0f}" if usage.total_mb else "not sampled (< 1 s)")
         if "error" in result:
             self.rows.append((step, "-", "-", "-", f"failed: {result['error']}", "-", *memory))
             return
@@ -274,10 +275,11 @@ def run_steps(args: argparse.Namespace, sample: Path, counts: dict[str, int], wo
                 res, use = in_child(step_inference, sample, name, flags, work / f"out_{name}", cache)
                 table.add(f"hidden submission, {name}, {source}", res, use, {"hidden": counts["hidden"]},
                           fixed=res.get("fixed", 0.0))
-            if not cache and "mask_extrapolation" in predictors:   # the same in one process on all threads
+            if not cache and "mask_extrapolation" in predictors:   # the same in one process per core
+                workers = str(os.cpu_count() or 1)
                 res, use = in_child(step_inference, sample, "mask_extrapolation",
-                                    [*predictors["mask_extrapolation"], "--workers", "0"], work / "out_one", cache)
-                table.add("hidden submission, mask_extrapolation, PNGs, --workers 0", res, use,
+                                    [*predictors["mask_extrapolation"], "--workers", workers], work / "out_w", cache)
+                table.add(f"hidden submission, mask_extrapolation, PNGs, --workers {workers}", res, use,
                           {"hidden": counts["hidden"]}, fixed=res.get("fixed", 0.0))
         if "unlabeled" in counts:
             for frames in ("all", "model"):

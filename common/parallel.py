@@ -1,17 +1,17 @@
 """Map a function over batches of a dataset with every core busy: forecasting and pseudo-labelling.
 
-On a CPU, one process running the U-Net on two threads leaves a core idle while it decodes PNGs
-and runs single-threaded code (the extrapolation), and its threads wait on each other at every
-layer, which a shared machine makes much worse. So on a CPU each worker process reads and maps
-whole batches on one core, and the results come back in order. On a GPU this process maps
-while worker processes, or else a thread, read the next batches.
+By default this process maps while a thread reads the next batch. On a CPU, `workers` processes
+can instead each read and map whole batches on one torch thread, results coming back in order:
+one process on two threads has its threads wait on each other at every layer, which a loaded
+machine makes much worse (1.8x faster with 2 worker processes at load 10-12 on 2 CPUs), while on
+a quieter machine one process was as fast or faster (docs/speed.md). On a GPU, `workers` are
+reading processes.
 
 The results do not depend on the split into processes, threads and batches as long as `fn` is
 per item: the U-Net's masks do not depend on the batch or the thread count (tests/test_speed.py).
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, Iterator, TypeVar
 
 import torch
@@ -21,11 +21,6 @@ from torch.utils.data._utils.collate import default_collate
 from common.prefetch import prefetch
 
 R = TypeVar("R")
-
-
-def default_workers(device: torch.device) -> int:
-    """One process per core on a CPU; on a GPU, 0: a reading thread beside this process."""
-    return (os.cpu_count() or 1) if device.type == "cpu" else 0
 
 
 class _MappedBatches(Dataset):

@@ -124,7 +124,7 @@ def test_worker_processes_give_the_same_predictions(session_root, tiny_unet, tmp
 
 def test_pseudo_labels_from_worker_processes_equal_segment(tmp_path, tiny_unet):
     root = write_fake_root(tmp_path / "data", {"unlabeled": 11})   # 2 chunks of 8 videos, one short
-    make_pseudo_labels(root, "unlabeled", tiny_unet, MODEL_FRAMES, progress=False)
+    make_pseudo_labels(root, "unlabeled", tiny_unet, MODEL_FRAMES, progress=False, workers=2)
     masks = load_pseudo_labels(root, "unlabeled")
     model = load_segmenter(tiny_unet, torch.device("cpu"))
     reader = SplitReader(root, "unlabeled")
