@@ -10,7 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
-from tqdm import tqdm
+from common.progress import tqdm
 
 from common.cli import ArgumentParser, positive_int
 from common.errors import UserInputError

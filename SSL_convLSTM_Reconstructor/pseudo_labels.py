@@ -13,15 +13,17 @@ import hashlib
 import json
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from common.cli import ArgumentParser, add_device_arg, positive_int
+from common.cli import ArgumentParser, add_device_arg, non_negative_int, positive_int
 from common.errors import run_cli
 from common.io import atomic_write_json
+from common.parallel import map_batches
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS
 from common.progress import tqdm
 from common.runtime import pick_device
@@ -33,6 +35,7 @@ from Unets.segmentation import segment
 
 log = logging.getLogger("pseudo_labels")
 MODEL_FRAMES = [*range(NUM_INPUT_FRAMES), TARGET_FRAME]   # what a one-jump mask predictor reads
+VIDEOS_PER_CHUNK = 8   # videos read, labelled and marked done together
 
 
 def file_sha1(path: Path) -> str:
@@ -48,8 +51,13 @@ def label_dir(root: Path, split: str) -> Path:
 
 
 def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequence[int] = range(NUM_FRAMES),
-                       batch_size: int = 32, device: str = "auto", progress: bool = True) -> Path:
-    """Fill (or finish) the split's pseudo-label array; returns its folder."""
+                       batch_size: int | None = None, device: str = "auto", progress: bool = True,
+                       workers: int = 0) -> Path:
+    """Fill (or finish) the split's pseudo-label array; returns its folder.
+
+    `batch_size`: frames per U-Net call (default: the device's, `Unets.segmentation.segment_batch`);
+    `workers`: 0, this process with a reading thread, else worker processes (`common.parallel`).
+    """
     ckpt_path = resolve_checkpoint(checkpoint, TRAIN_COMMANDS["unet"])
     reader = SplitReader(root, split)
     if reader.num_frames < NUM_FRAMES:
@@ -80,19 +88,40 @@ def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequenc
     todo = np.flatnonzero(~done)
     if len(todo) == 0:
         return out
-    model = load_segmenter(ckpt_path, pick_device(device))
+    device = pick_device(device)
+    model = load_segmenter(ckpt_path, device)
     frame_ids = want["frames"]
-    per_batch = max(1, batch_size // len(frame_ids))
-    for start in tqdm(range(0, len(todo), per_batch), desc=f"pseudo-labelling {split}", unit="batch",
-                      disable=not progress):
-        chunk = todo[start:start + per_batch]
-        images = torch.cat([preprocess_frames(reader.frames(int(i), frame_ids)) for i in chunk])
-        pred = segment(model, images, batch_size).view(len(chunk), len(frame_ids), HEIGHT, WIDTH).numpy()
-        masks[chunk[:, None], np.array(frame_ids)[None, :]] = pred
+    label = partial(_label_videos, model, batch_size, len(frame_ids))
+    batches, total = map_batches(label, _VideoFrames(reader, todo, frame_ids), VIDEOS_PER_CHUNK,
+                                 workers, device)
+    for chunk, pred in tqdm(batches, total=total, desc=f"pseudo-labelling {split}", unit="chunk",
+                            disable=not progress):
+        chunk = chunk.numpy()
+        masks[chunk[:, None], np.array(frame_ids)[None, :]] = pred.numpy()
         masks.flush()
         done[chunk] = True
-        np.save(out / "done.npy", done)   # after the masks are on disk: a crash redoes at most one batch
+        np.save(out / "done.npy", done)   # after the masks are on disk: a crash redoes at most one chunk
     return out
+
+
+class _VideoFrames(torch.utils.data.Dataset):
+    """(video index, its `frame_ids` frames as floats) of the videos still to label."""
+
+    def __init__(self, reader: SplitReader, todo: np.ndarray, frame_ids: list[int]) -> None:
+        self.reader, self.todo, self.frame_ids = reader, todo, frame_ids
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, k: int) -> tuple[int, torch.Tensor]:
+        index = int(self.todo[k])
+        return index, preprocess_frames(self.reader.frames(index, self.frame_ids))
+
+
+def _label_videos(model, batch_size: int | None, frames: int,
+                  batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    indices, images = batch
+    return indices, segment(model, images.flatten(0, 1), batch_size).view(len(indices), frames, HEIGHT, WIDTH)
 
 
 def load_pseudo_labels(root: Path, split: str, frames: Sequence[int] = MODEL_FRAMES) -> np.ndarray:
@@ -152,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="U-Net checkpoint file, or a folder holding best.pt")
     parser.add_argument("--frames", type=parse_frames, default=parse_frames("all"),
                         help="'all' 22 frames, or 'model': only frames 0..10 and 21 that a one-jump predictor reads")
-    parser.add_argument("--batch_size", type=positive_int, default=32, help="frames per U-Net batch")
+    parser.add_argument("--batch_size", type=positive_int, default=None,
+                        help="frames per U-Net call (default: measured per device, 4 on CPU, 32 on CUDA)")
+    parser.add_argument("--workers", type=non_negative_int, default=0,
+                        help="0: this process labels while a thread reads; N: on a CPU, N processes each label "
+                             "on one thread (faster on a loaded machine), on a GPU N processes read (default: 0)")
     add_device_arg(parser)
     return parser
 
@@ -161,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     for split in args.splits:
         out = make_pseudo_labels(args.root_dir, split, args.saved_seg_model_dir, args.frames, args.batch_size,
-                                 args.device)
+                                 args.device, workers=args.workers)
         log.info("%s pseudo-labels ready in %s", split, out)
 
 

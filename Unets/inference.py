@@ -20,12 +20,12 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from common.cli import ArgumentParser, add_device_arg, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
 from common.io import atomic_torch_save, atomic_write_json, check_out_dir
 from common.metrics import jaccard_index, per_class_iou
+from common.parallel import map_batches
 from common.paths import DATA_ROOT, RESULTS_ROOT, UNET_CHECKPOINTS
 from common.progress import tqdm
 from common.runtime import pick_device
@@ -45,7 +45,7 @@ class Forecaster:
     """Runs the requested predictors on batches of videos, sharing the U-Net's work between them."""
 
     def __init__(self, predictors: dict[str, Predictor], segmenter: nn.Module | None, device: torch.device,
-                 true_masks: bool = False, seg_batch: int = 32) -> None:
+                 true_masks: bool = False, seg_batch: int | None = None) -> None:
         self.predictors, self.segmenter, self.device = predictors, segmenter, device
         self.true_masks, self.seg_batch = true_masks, seg_batch
         self.masks_needed = any(p.reads == "masks" for p in predictors.values())
@@ -59,11 +59,15 @@ class Forecaster:
 
 def forecast_split(forecaster: Forecaster, dataset: ForecastVideos, batch_size: int = 8, workers: int = 0,
                    progress: bool = True) -> dict[str, torch.Tensor]:
-    """uint8 predictions (N, H, W) per predictor for every video, in the dataset's (ascending id) order."""
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    """uint8 predictions (N, H, W) per predictor for every video, in the dataset's (ascending id) order.
+
+    `workers`: 0, this process with a reading thread; else worker processes (`common.parallel`).
+    """
+    batches, total = map_batches(forecaster.predict, dataset, batch_size, workers, forecaster.device)
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in forecaster.predictors}
-    for batch in tqdm(loader, desc=f"forecasting {dataset.reader.split}", unit="batch", disable=not progress):
-        for name, pred in forecaster.predict(batch).items():
+    for batch in tqdm(batches, total=total, desc=f"forecasting {dataset.reader.split}", unit="batch",
+                      disable=not progress):
+        for name, pred in batch.items():
             chunks[name].append(pred)
     return {n: torch.cat(c) for n, c in chunks.items()}
 
@@ -105,7 +109,10 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
                         help="where outputs go (default: results/<split>_<predictor>/)")
     parser.add_argument("--force", action="store_true", help="overwrite outputs already in --out_dir")
     parser.add_argument("--batch_size", type=positive_int, default=8, help="videos per batch")
-    parser.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--workers", type=non_negative_int, default=0,
+                        help="0: this process forecasts while a thread reads; N: on a CPU, N processes each "
+                             "forecast whole batches on one thread (faster on a loaded machine), on a GPU N "
+                             "processes read (default: 0)")
     add_device_arg(parser)
     parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
     # Only a preset's fixed values: a None here would override the --split/--predictor defaults.
