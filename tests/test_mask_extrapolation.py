@@ -314,3 +314,25 @@ def test_objects_resting_in_contact_are_not_pushed_apart():
 
 def test_horizon_constant_is_eleven_frames():
     assert HORIZON == 11
+
+
+def test_fit_state_rejects_a_bad_centroid_when_its_window_ends_in_partly_hidden_frames():
+    # Frames 7..10 are partly hidden (their centroids stand in for the missing clean ones) and
+    # frame 8's is off by 25 px: the tolerance is taken at the last point's row even when that
+    # point is a hidden frame's, so the bad one is rejected and the state is the true one.
+    from SSL_convLSTM_Reconstructor.extrapolation.motion import fit_state
+    from SSL_convLSTM_Reconstructor.extrapolation.tracking import Track
+    view = Camera().plane_view()
+    rows, cols = np.full(T_IN, 90.0), 40.0 + 6.0 * np.arange(T_IN)
+    seen = cols.copy()
+    seen[8] += 25.0
+    py, px = rows.copy(), seen.copy()
+    py[7:], px[7:] = np.nan, np.nan
+    track = Track(cid=5, area=np.full(T_IN, 200.0), cy=rows, cx=seen, box=np.full((T_IN, 4), -1),
+                  touch=np.zeros((T_IN, 4), bool), visible=np.ones(T_IN, bool), full=np.arange(T_IN) < 7,
+                  py=py, px=px)
+    state = fit_state(track, view, MotionLaw(1.0, 0.0), window=5)
+    X, Y = view.to_plane(rows, cols)
+    step = X[10] - X[9]
+    assert abs(state.pos[0] - X[10]) < 0.05 * step and abs(state.pos[1] - Y[10]) < 1e-9
+    assert state.vel[0] == pytest.approx(step, rel=0.05)

@@ -114,8 +114,10 @@ def fit_state(tr: Track, view: PlaneView, law: MotionLaw, window: int) -> State:
         ps.append(p[use])
     if ts[0].size == 0 or ts[1].size == 0:
         return State(np.full(2, np.nan), np.full(2, np.nan))
-    # TOLERANCE_PX in plane units at the object's last row: X scales as 1/d, Y as depth/d^2.
-    d = float(view.scale_at(tr.py[ts[1][-1]]))
+    # TOLERANCE_PX in plane units at the object's last row (a hidden frame's centroid row when
+    # that is the last point): X scales as 1/d, Y as depth/d^2.
+    last = ts[1][-1]
+    d = float(view.scale_at(tr.cy[last] if np.isnan(tr.py[last]) else tr.py[last]))
     tols = (TOLERANCE_PX / d, TOLERANCE_PX * view.depth_px / d ** 2)
     steps = (T - 1) - np.arange(T)
     g, h = past_gains(law, steps)
