@@ -323,11 +323,7 @@ def scene_tracks(scenes, camera: Camera) -> list[PlaneTrack]:
     out = []
     for v, scene in enumerate(scenes):
         for o in scene.objects:
-            full = np.zeros(scene.num_frames, bool)
-            for t in range(scene.num_frames):
-                box = o.screen_box(camera, t)
-                full[t] = box is not None and box[0] > 1 and box[1] > 1 and box[2] < camera.width - 1 \
-                    and box[3] < camera.height_px - 1
+            full = np.array([o.fully_in_view(camera, t) for t in range(scene.num_frames)])
             u, w, _ = camera.project(np.c_[o.pos, np.full(len(o.pos), PLANE_Z)])
             px = np.hypot(np.diff(u), np.diff(w))
             px[~(full[1:] & full[:-1])] = np.nan

@@ -73,6 +73,13 @@ class SceneObject:
         return (u1 > margin and u0 < camera.width - margin and v1 > margin
                 and v0 < camera.height_px - margin)
 
+    def fully_in_view(self, camera: Camera, t: int) -> bool:
+        """True when the object's image box at frame t lies inside the image with a pixel to spare
+        (what a mask's 'fully in view', no border pixel, means)."""
+        box = self.screen_box(camera, t)
+        return (box is not None and box[0] > 1 and box[1] > 1 and box[2] < camera.width - 1
+                and box[3] < camera.height_px - 1)
+
 
 @dataclass
 class Scene:
@@ -217,12 +224,6 @@ def _sample_once(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, num
     return Scene(camera, objects, num_frames)
 
 
-def _fully_in_view(obj: SceneObject, camera: Camera) -> bool:
-    """True when the object's image box at frame 0 lies inside the image with a pixel to spare."""
-    box = obj.screen_box(camera, 0)
-    return box is not None and box[0] > 1 and box[1] > 1 and box[2] < camera.width - 1 and box[3] < camera.height_px - 1
-
-
 def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion: RealMotion, shape: int,
               placed: list[np.ndarray], targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Start position outside the view and velocity so that the object crosses into it mid-video.
@@ -250,7 +251,7 @@ def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion
         boundary = None
         for s in np.arange(0.0, 30.0, 0.1):
             probe.pos[0] = target - s * d
-            if not _fully_in_view(probe, camera):
+            if not probe.fully_in_view(camera, 0):
                 boundary = s
                 break
         if boundary is None or boundary == 0.0:
@@ -259,6 +260,6 @@ def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion
         v_start = motion.start_speed(shape, rng.uniform(*motion.entering_speed), t_enter)
         start = target - (boundary + law.travel(v_start, t_enter)) * d
         probe.pos[0] = start
-        if _free(start, placed, r * 1.3, 0.15) and not _fully_in_view(probe, camera):
+        if _free(start, placed, r * 1.3, 0.15) and not probe.fully_in_view(camera, 0):
             return start, v_start * d
     return start, v_start * d
