@@ -103,6 +103,14 @@ def _events(track: Track) -> tuple[int, int, bool]:
     return kicks, starts, stops
 
 
+def ratio_pairs(speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, next) speeds of consecutive speed samples (NaN: none) whose first is >= `MOVING`:
+    the pairs of the speed ratio."""
+    valid = ~np.isnan(speed)
+    both = valid[:-1] & valid[1:] & (np.nan_to_num(speed[:-1]) >= MOVING)
+    return speed[:-1][both], speed[1:][both]
+
+
 def video_measurements(mask: np.ndarray) -> dict[str, list]:
     """Raw measurements of one (T, H, W) mask, to be pooled over videos by `summarize`."""
     out: dict[str, list] = {k: [] for k in ("speeds", "pairs", "entering", "entering_unseen",
@@ -111,8 +119,8 @@ def video_measurements(mask: np.ndarray) -> dict[str, list]:
         speed = tr.speed
         valid = ~np.isnan(speed)
         out["speeds"].extend(speed[valid].tolist())
-        both = valid[:-1] & valid[1:] & (np.nan_to_num(speed[:-1]) >= MOVING)
-        out["pairs"].extend(zip(speed[:-1][both].tolist(), speed[1:][both].tolist()))
+        first, following = ratio_pairs(speed)
+        out["pairs"].extend(zip(first.tolist(), following.tolist()))
         if valid.any() and not tr.full[0]:
             first = float(speed[np.argmax(valid)])
             out["entering"].append(first)

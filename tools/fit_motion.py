@@ -357,9 +357,8 @@ def image_ratio(tracks: Sequence[PlaneTrack]) -> tuple[float, int]:
     steps whose first speed is >= `dynamics.MOVING` px/frame: `Data.dynamics`' ratio, all bins together."""
     ratios = []
     for tr in tracks:
-        s0, s1 = tr.px_speed[:-1], tr.px_speed[1:]
-        ok = ~np.isnan(s1) & (np.nan_to_num(s0) >= dynamics.MOVING)
-        ratios.extend((s1[ok] / s0[ok]).tolist())
+        first, following = dynamics.ratio_pairs(tr.px_speed)
+        ratios.extend((following / first).tolist())
     return (float(np.median(ratios)) if ratios else float("nan")), len(ratios)
 
 
