@@ -50,7 +50,7 @@ def test_plane_points_invert_the_camera():
 
 @pytest.mark.parametrize("noise", [0.0, 0.005])
 def test_fit_recovers_known_drag_and_friction_per_shape(noise):
-    laws, used = fm.fit_laws(_sliding_tracks(np.random.default_rng(0), noise))
+    laws, used, _ = fm.fit_laws(_sliding_tracks(np.random.default_rng(0), noise))
     for shape, true in TRUE_LAWS.items():
         assert used[shape] >= fm.MIN_PAIRS
         assert abs(laws[shape].drag - true.drag) < (0.002 if noise == 0 else 0.015), (shape, laws[shape])

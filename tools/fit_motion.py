@@ -144,17 +144,19 @@ def fit_law(pairs: np.ndarray) -> MotionLaw:
     return MotionLaw(drag, float(k / (c1 + c2 * (1 - drag))))
 
 
-def fit_laws(tracks: Sequence[PlaneTrack]) -> tuple[dict[int, MotionLaw], dict[int, int]]:
-    """Per shape: the fitted law and the number of pairs it used (0: the pooled law)."""
+def fit_laws(tracks: Sequence[PlaneTrack]) -> tuple[dict[int, MotionLaw], dict[int, int], MotionLaw]:
+    """Per shape: the fitted law and the number of pairs it used (0: the pooled law); and the law of
+    all shapes' pairs together (the pooled law)."""
     pairs = displacement_pairs(tracks)
     pooled = np.concatenate(list(pairs.values()))
     if len(pooled) < 3:
         raise ValueError("too few moving objects to fit a motion law (need 3 pairs of fully seen steps)")
+    pooled_law = fit_law(pooled)
     laws, used = {}, {}
     for s, p in pairs.items():
-        laws[s] = fit_law(p if len(p) >= MIN_PAIRS else pooled)
+        laws[s] = fit_law(p) if len(p) >= MIN_PAIRS else pooled_law
         used[s] = len(p) if len(p) >= MIN_PAIRS else 0
-    return laws, used
+    return laws, used, pooled_law
 
 
 # ------------------------------------------------------------------ collisions
@@ -398,7 +400,7 @@ def calibrate_drag(real_ratio: float, fitted: dict, friction: float, camera: Cam
 def fit_motion(masks: Iterable[np.ndarray], camera: Camera | None = None) -> dict:
     """Every fitted parameter (module docstring) of the (T, H, W) masks, as the JSON-ready dict."""
     tracks = plane_tracks(masks, camera)
-    laws, used = fit_laws(tracks)
+    laws, used, pooled_law = fit_laws(tracks)
     events = collisions(tracks, laws)
     restitution, own = fit_restitution(events, laws)
     entering, initial, at_rest = launches(tracks)
@@ -429,7 +431,6 @@ def fit_motion(masks: Iterable[np.ndarray], camera: Camera | None = None) -> dic
         "entering_frame": {"range": [r4(max(lo, 1.0)), r4(hi)], "samples": frames},
     }
     camera = camera or Camera()
-    pooled_law = fit_law(np.concatenate(list(displacement_pairs(tracks).values())))
     real_ratio, n_ratio = image_ratio(tracks)
     drag, drag_curve = calibrate_drag(real_ratio, {**fitted, "p_aimed": {"value": 0.5}},
                                       r4(pooled_law.friction), camera)
