@@ -13,10 +13,7 @@ command), the README's results table.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import shlex
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +23,7 @@ from torch.utils.data import DataLoader
 
 import demo
 from benchmarks.bench_reconstructor import chain_jaccard, reconstruction_quality
+from benchmarks.markdown import run_record, write_table
 from common.cli import ArgumentParser, non_negative_int, positive_float
 from common.errors import run_cli
 from common.paths import REAL_SAMPLE, REPO_ROOT
@@ -130,14 +128,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"frame 21 on val: reconstructor PSNR {rec['val_psnr']:.2f} SSIM {rec['val_ssim']:.4f}; "
           f"copy frame 10 PSNR {rec['copy10_psnr']:.2f} SSIM {rec['copy10_ssim']:.4f}")
     if args.markdown is not None:
-        from common.io import atomic_write
         from Data.generate import GENERATOR_VERSION
-        from SSL_convLSTM_Reconstructor.fit_extrapolation import code_version
-        command = shlex.join(["python", "benchmarks/bench_accuracy.py", *(sys.argv[1:] if argv is None else argv)])
-        table = markdown_table(summary, trained_steps(out / "checkpoints"), command, code_version(),
-                               datetime.date.today().isoformat(), GENERATOR_VERSION)
-        atomic_write(args.markdown, lambda f: f.write(table.encode()))
-        print(f"\nwrote {args.markdown}")
+        command, commit, date = run_record("bench_accuracy.py", argv)
+        write_table(args.markdown, markdown_table(summary, trained_steps(out / "checkpoints"), command, commit, date,
+                                                  GENERATOR_VERSION))
     return summary
 
 

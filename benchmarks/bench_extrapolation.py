@@ -13,10 +13,7 @@ friction or drag). `--fit_root` times the fit alone on another root (e.g. 1000 t
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import shlex
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,14 +22,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from benchmarks.markdown import run_record, write_table
 from common.cli import ArgumentParser, positive_int
-from common.io import atomic_write
 from common.metrics import jaccard_index
 from common.paths import REAL_SAMPLE
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
 from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params
-from SSL_convLSTM_Reconstructor.fit_extrapolation import code_version
 
 
 def load_masks(root: Path, split: str) -> np.ndarray:
@@ -154,11 +150,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.fit_root is not None:
         time_fit(args.fit_root, args.workers)
     if args.markdown is not None:
-        command = shlex.join(["python", "benchmarks/bench_extrapolation.py", *(sys.argv[1:] if argv is None else argv)])
-        table = markdown_table(real_rows, len(real), gen_rows, args.root_dir, command, code_version(),
-                               datetime.date.today().isoformat())
-        atomic_write(args.markdown, lambda f: f.write(table.encode()))
-        print(f"\nwrote {args.markdown}")
+        write_table(args.markdown, markdown_table(real_rows, len(real), gen_rows, args.root_dir,
+                                                  *run_record("bench_extrapolation.py", argv)))
 
 
 if __name__ == "__main__":
