@@ -1,9 +1,9 @@
 """The whole method on a CPU in minutes: data, three models, every predictor, a report.
 
-Generates the `tiny` synthetic dataset (unless data is there), trains the U-Net, the
-ConvLSTM reconstructor and the mask SimVP briefly, fits the extrapolation's physics on the
-train masks, scores every predictor on val side by
-side, writes the hidden-set submission, and leaves in `results/demo/`: results.json,
+Generates the `tiny` synthetic dataset (unless data is there), trains the U-Net, fits the
+extrapolation's physics on the train masks, trains the mask SimVP, the hybrid (a correction
+of the physics forecast) and the ConvLSTM reconstructor briefly, scores every predictor on
+val side by side, writes the hidden-set submission, and leaves in `results/demo/`: results.json,
 report.md, figure.png, submission.pt and video_ids.json. Running it again reuses every
 finished step (a model whose run is unfinished is resumed).
 """
@@ -141,7 +141,8 @@ class Profile:
     unet: list[str]
     mask_simvp: list[str]
     reconstructor: list[str]
-    # Optimizer steps per model (unet, mask_simvp, reconstructor, finetune; 0 or absent skips the
+    mask_hybrid: list[str]
+    # Optimizer steps per model (unet, mask_simvp, mask_hybrid, reconstructor, finetune; 0 or absent skips the
     # fine-tune): one seed gives one set of models on any machine, which only takes longer if slower.
     steps: dict[str, int] | None
     # With steps None (benchmarks on larger data): a wall-clock budget per model, capped by epochs.
@@ -171,9 +172,10 @@ DEMO = Profile(
     preset="tiny",
     unet=["--base_width", "16", "--crop", "96x128", "--batch_size", "8", "--val_frames", "0,10,21", "--lr", "3e-3"],
     mask_simvp=["--batch_size", "8", "--hid_s", "16", "--hid_t", "64", "--n_t", "2"],
+    mask_hybrid=["--batch_size", "8", "--hid_s", "16", "--hid_t", "64", "--n_t", "2"],
     reconstructor=["--batch_size", "4", "--base_width", "8", "--hidden", "32", "--holdout", "0.1"],
-    steps={"unet": 1300, "mask_simvp": 40, "reconstructor": 90},
-    epochs={"unet": 40, "mask_simvp": 60, "reconstructor": 30, "finetune": 20})
+    steps={"unet": 1300, "mask_simvp": 40, "mask_hybrid": 40, "reconstructor": 90},
+    epochs={"unet": 40, "mask_simvp": 60, "mask_hybrid": 60, "reconstructor": 30, "finetune": 20})
 
 
 def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, workers: int = 2,
@@ -183,8 +185,8 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     `threads` fixes torch's CPU threads (0: torch's default), since the sums in a convolution's
     gradient are split by thread: the same seed, steps and thread count give the same models.
     """
-    from SSL_convLSTM_Reconstructor import (fit_extrapolation, pseudo_labels, train_mask_predictor,
-                                            train_reconstructor)
+    from SSL_convLSTM_Reconstructor import (fit_extrapolation, pseudo_labels, train_mask_hybrid,
+                                            train_mask_predictor, train_reconstructor)
     from Unets import train as train_unet
     from Unets.inference import build_parser, run
 
@@ -203,7 +205,8 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     # models would depend on the worker count.
     common = ["--root_dir", str(root), "--seed", str(seed), "--workers", "0", "--threads", str(threads), *cap]
     # Under --max_steps the epochs follow from the steps; the epoch cap only binds a time budget.
-    epochs = {k: 2 if quick else profile.epochs.get(k, 1000) for k in ("unet", "mask_simvp", "reconstructor", "finetune")}
+    epochs = {k: 2 if quick else profile.epochs.get(k, 1000)
+              for k in ("unet", "mask_simvp", "mask_hybrid", "reconstructor", "finetune")}
 
     t = time.monotonic()
     unet_argv = [*common, *profile.unet, *profile.budget("unet")]
@@ -215,10 +218,22 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     for split in ("unlabeled", "val"):
         pseudo_labels.make_pseudo_labels(root, split, ckpts / "unet", pseudo_labels.MODEL_FRAMES)
     seconds["pseudo_labels"] = time.monotonic() - t
+
+    t = time.monotonic()
+    step("fitting the extrapolation's physics on the train masks")
+    fit_extrapolation.main(["--root_dir", str(root), "--out_dir", str(ckpts / "extrapolation"), "--force"])
+    seconds["extrapolation_fit"] = time.monotonic() - t
+
     t = time.monotonic()
     mask_argv = [*common, *profile.budget("mask_simvp"), *profile.mask_simvp]
     train_if_needed("mask SimVP", train_mask_predictor.main, ckpts / "mask_simvp", mask_argv, epochs["mask_simvp"])
     seconds["mask_simvp"] = time.monotonic() - t
+
+    t = time.monotonic()
+    hybrid_argv = [*common, *profile.budget("mask_hybrid"), *profile.mask_hybrid,
+                   "--saved_extrapolation_dir", str(ckpts / "extrapolation")]
+    train_if_needed("mask hybrid", train_mask_hybrid.main, ckpts / "mask_hybrid", hybrid_argv, epochs["mask_hybrid"])
+    seconds["mask_hybrid"] = time.monotonic() - t
 
     t = time.monotonic()
     recon_argv = [*common, *profile.budget("reconstructor"), *profile.reconstructor]
@@ -237,14 +252,10 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
         chain_seg = ["--saved_chain_seg_model_dir", str(ckpts / "unet_recon")]
 
     t = time.monotonic()
-    step("fitting the extrapolation's physics on the train masks")
-    fit_extrapolation.main(["--root_dir", str(root), "--out_dir", str(ckpts / "extrapolation"), "--force"])
-    seconds["extrapolation_fit"] = time.monotonic() - t
-
-    t = time.monotonic()
     step("scoring every predictor on val")
     models = ["--saved_seg_model_dir", str(ckpts / "unet"), "--saved_recon_model_dir", str(ckpts / "reconstructor"),
-              "--saved_mask_model_dir", str(ckpts / "mask_simvp"), "--saved_extrapolation_dir",
+              "--saved_mask_model_dir", str(ckpts / "mask_simvp"), "--saved_hybrid_model_dir",
+              str(ckpts / "mask_hybrid"), "--saved_extrapolation_dir",
               str(ckpts / "extrapolation"), *chain_seg, "--root_dir", str(root), "--force"]
     others = [n for n in choosable() if n != DEFAULT_PREDICTOR]   # every registered predictor
     results = run(build_parser().parse_args(["--split", "val", "--predictor", DEFAULT_PREDICTOR, "--compare", *others,
@@ -263,6 +274,7 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     settings = {"data": f"{root} ({profile.preset})", "seed": seed, "training": budget, "torch threads": threads,
                 "quick": quick,
                 "U-Net": " ".join(unet_argv[2:]), "mask SimVP": " ".join(mask_argv[2:]),
+                "mask hybrid": " ".join(hybrid_argv[2:]),
                 "reconstructor": " ".join(recon_argv[2:]),
                 "segmenter of the reconstructor row": (" ".join(finetune_argv[2:]) if chain_seg else "the U-Net"),
                 "hidden submission": DEFAULT_PREDICTOR}

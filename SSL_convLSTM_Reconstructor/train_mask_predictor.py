@@ -27,7 +27,7 @@ from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences
 
 
 class AugmentedMasks(Dataset):
-    """Random horizontal flips, and a random renaming of object classes.
+    """Random horizontal flips, and a random renaming of object classes, of every mask of an item.
 
     Motion does not depend on an object's colour or material, so a consistent permutation
     of the 48 object ids across input and target is a valid new video; it keeps the model
@@ -40,14 +40,14 @@ class AugmentedMasks(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.base[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        masks = self.base[index]        # every tensor of the item is a mask of the same video
         if torch.rand(()) < 0.5:
-            x, y = x.flip(-1), y.flip(-1)
+            masks = tuple(m.flip(-1) for m in masks)
         if self.permute:
             perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(NUM_CLASSES - 1)])
-            x, y = perm[x], perm[y]
-        return x, y
+            masks = tuple(perm[m] for m in masks)
+        return masks
 
 
 @torch.inference_mode()
@@ -62,8 +62,8 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict
     return {"val_jaccard": float(ours.compute()), "copy10_jaccard": float(copy10.compute())}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(description=__doc__)
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """The SimVP's size, the loss and the augmentation: shared with train_mask_hybrid.py."""
     parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="data root (default: the repo's Data/)")
     parser.add_argument("--no_unlabeled", action="store_true",
                         help="learn from the train split's true masks only (no pseudo-labels)")
@@ -76,12 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     lo = parser.add_argument_group("loss")
     lo.add_argument("--jaccard_weight", type=non_negative_float, default=0.5, help="weight of the soft-Jaccard term")
     lo.add_argument("--no_permute", action="store_true", help="disable the random renaming of object classes")
+
+
+def model_config(args: argparse.Namespace) -> dict:
+    return {"embed_dim": args.embed_dim, "hid_s": args.hid_s, "hid_t": args.hid_t, "n_s": args.n_s, "n_t": args.n_t}
+
+
+def mask_loss(logits: torch.Tensor, target: torch.Tensor, jaccard_weight: float) -> torch.Tensor:
+    """Cross-entropy, plus the soft-Jaccard term that aims at the competition's metric."""
+    out = F.cross_entropy(logits.float(), target)
+    return out + jaccard_weight * soft_jaccard_loss(logits.float(), target) if jaccard_weight else out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__)
+    add_model_args(parser)
     add_training_args(parser, out_dir=MASK_SIMVP_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser
 
 
 def make_task(args: argparse.Namespace) -> TrainTask:
-    model = MaskSimVP(embed_dim=args.embed_dim, hid_s=args.hid_s, hid_t=args.hid_t, n_s=args.n_s, n_t=args.n_t)
+    model = MaskSimVP(**model_config(args))
     parts = [MaskSequences(args.root_dir, "train", "true", "true")]
     if not args.no_unlabeled:
         parts.append(MaskSequences(args.root_dir, "unlabeled", "pseudo", "pseudo"))
@@ -90,9 +105,7 @@ def make_task(args: argparse.Namespace) -> TrainTask:
 
     def loss(model, batch, device):
         x, y = (t.to(device, non_blocking=True) for t in batch)
-        logits = model(x)
-        out = F.cross_entropy(logits.float(), y)
-        return out + args.jaccard_weight * soft_jaccard_loss(logits.float(), y) if args.jaccard_weight else out
+        return mask_loss(model(x), y, args.jaccard_weight)
 
     return TrainTask(model=model, train_set=train_set, val_set=val_set, loss=loss, evaluate=evaluate,
                      metric="val_jaccard", higher_is_better=True,

@@ -97,10 +97,9 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
                                  "the oracle are always scored)")
     parser.add_argument("--saved_seg_model_dir", type=Path, default=UNET_CHECKPOINTS,
                         help="U-Net checkpoint file, or a folder holding best.pt")
-    for name, cls in REGISTRY.items():
-        if predictor in (None, name):
-            for file in cls.files:
-                parser.add_argument(file.flag, type=Path, default=file.default, help=file.help)
+    flags = {f.flag: f for name, cls in REGISTRY.items() if predictor in (None, name) for f in cls.files}
+    for file in flags.values():      # a file two predictors read (the extrapolation's fit) is one flag
+        parser.add_argument(file.flag, type=Path, default=file.default, help=file.help)
     if split is None:
         parser.add_argument("--input_masks", choices=["unet", "true"], default="unet",
                             help="what the mask predictors read: the U-Net's masks of frames 0..10, or "

@@ -9,6 +9,8 @@ each video is forecast with parameters fitted on the others, and the stacked pre
 scored once, as the competition does. Generated: parameters fitted on the root's train split
 (timed), scored on its val split, with two ablations of the fitted model (no collisions; no
 friction or drag). `--fit_root` times the fit alone on another root (e.g. 1000 train videos).
+`--hybrid_dir` adds the row of a trained mask hybrid (train_mask_hybrid.py): its correction of
+each forecast above, from the same true masks.
 """
 from __future__ import annotations
 
@@ -24,11 +26,15 @@ import torch
 
 from benchmarks.markdown import run_record, write_table
 from common.cli import ArgumentParser, positive_int
+from common.errors import run_cli
 from common.metrics import jaccard_index
 from common.paths import REAL_SAMPLE
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
 from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params
+
+
+HYBRID_ROW = "hybrid correction of the fitted extrapolation"
 
 
 def load_masks(root: Path, split: str) -> np.ndarray:
@@ -49,14 +55,24 @@ def forecast(masks: np.ndarray, params: ExtrapolationParams) -> np.ndarray:
     return np.stack([extrapolate_mask(m[:NUM_INPUT_FRAMES], params) for m in masks])
 
 
-def leave_one_out(real: np.ndarray, workers: int) -> dict[str, float]:
+def corrected(masks: np.ndarray, physics: np.ndarray, hybrid: torch.nn.Module) -> np.ndarray:
+    """The hybrid's masks of frame 21 from true masks (N, 22, H, W) and their physics forecasts (N, H, W)."""
+    with torch.inference_mode():
+        x = torch.from_numpy(masks[:, :NUM_INPUT_FRAMES].astype(np.int64))
+        return hybrid(x, torch.from_numpy(physics.astype(np.int64))).argmax(1).to(torch.uint8).numpy()
+
+
+def leave_one_out(real: np.ndarray, workers: int, hybrid: torch.nn.Module | None = None) -> dict[str, float]:
     """Per held-out video: its Jaccard and copy's; then the stacked leave-one-out table."""
-    preds = []
+    preds, fixed = [], []
     print(f"\nreal, leave-one-out over {len(real)} labelled videos (each forecast with a fit on the others)")
     print(f"{'held out':>9} {'extrapolation':>14} {'copy mask 10':>13}   fitted on the others")
     for k in range(len(real)):
         params, _ = fit_params([real[i] for i in range(len(real)) if i != k], workers=workers)
         preds.append(forecast(real[k:k + 1], params)[0])
+        if hybrid is not None:
+            fixed.append(corrected(real[k:k + 1], preds[-1][None], hybrid)[0])
+            print(f"{'':>9} hybrid {jaccard(fixed[-1][None], real[k:k + 1]):.4f}")
         print(f"{k:>9} {jaccard(preds[-1][None], real[k:k + 1]):>14.4f} "
               f"{jaccard(real[k:k + 1, NUM_INPUT_FRAMES - 1], real[k:k + 1]):>13.4f}   "
               f"drag {np.round(params.drag, 3).tolist()}, collide {params.collide}, window {params.window}")
@@ -65,10 +81,14 @@ def leave_one_out(real: np.ndarray, workers: int) -> dict[str, float]:
     inside = jaccard(forecast(real, params), real)
     print(f"stacked: extrapolation {loo:.4f}, copy mask 10 {copy:.4f} ({loo / copy:.2f}x); "
           f"fitted on all {len(real)} and scored on them (in-sample) {inside:.4f}")
-    return {"copy mask 10": copy, "fitted extrapolation": loo}
+    scores = {"copy mask 10": copy, "fitted extrapolation": loo}
+    if hybrid is not None:
+        scores[HYBRID_ROW] = jaccard(np.stack(fixed), real)
+        print(f"stacked: hybrid correction {scores[HYBRID_ROW]:.4f}")
+    return scores
 
 
-def generated(root: Path, workers: int) -> dict[str, float]:
+def generated(root: Path, workers: int, hybrid: torch.nn.Module | None = None) -> dict[str, float]:
     train, val = load_masks(root, "train"), load_masks(root, "val")
     if not len(train) or not len(val):
         print(f"{root}: needs labelled train and val splits; skipped")
@@ -90,6 +110,9 @@ def generated(root: Path, workers: int) -> dict[str, float]:
         ms = (time.perf_counter() - t0) / len(val) * 1e3
         scores[name.strip()] = jaccard(preds, val)
         print(f"{name:46s} {scores[name.strip()]:7.4f} {ms:9.1f}")
+    if hybrid is not None:
+        scores[HYBRID_ROW] = jaccard(corrected(val, forecast(val, params), hybrid), val)
+        print(f"{HYBRID_ROW:46s} {scores[HYBRID_ROW]:7.4f}")
     return scores
 
 
@@ -108,7 +131,8 @@ def markdown_table(real: dict[str, float], real_videos: int, gen: dict[str, floa
     lines = [f"Forecasting from the true masks of frames 0..10 (no segmenter), measured {date} at commit "
              f"`{commit[:12]}` by `{command}`:", "",
              f"| predictor | real, {real_videos} labelled videos, leave-one-out | {gen_head} |", "|---|---|---|"]
-    for name in ("copy mask 10", "fitted extrapolation", "without collisions", "constant velocity (drag 1, no friction)"):
+    for name in ("copy mask 10", "fitted extrapolation", "without collisions", "constant velocity (drag 1, no friction)",
+                 HYBRID_ROW):
         cells = [f"{d[name]:.3f}" if name in d else "-" for d in (real, gen)]
         if any(c != "-" for c in cells):
             lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
@@ -132,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root_dir", type=Path, default=None, help="a generated root with train/ and val/")
     parser.add_argument("--fit_root", type=Path, default=None, help="a root whose train/ split times the fit")
     parser.add_argument("--workers", type=positive_int, default=2, help="processes of the fit")
+    parser.add_argument("--hybrid_dir", type=Path, default=None,
+                        help="a mask-hybrid checkpoint (or its folder): adds its correction of each forecast")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="also write the forecasting table as markdown to this file (the README's table)")
     return parser
@@ -141,12 +167,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     real = load_masks(args.real_root, "train")
     real_rows, gen_rows = {}, {}
+    hybrid = None
+    if args.hybrid_dir is not None:
+        from models import load_model
+        hybrid = load_model(args.hybrid_dir, "mask_hybrid")
     if len(real) >= 2:
-        real_rows = leave_one_out(real, args.workers)
+        real_rows = leave_one_out(real, args.workers, hybrid)
     else:
         print(f"{args.real_root}: fewer than 2 labelled real videos; leave-one-out skipped")
     if args.root_dir is not None:
-        gen_rows = generated(args.root_dir, args.workers)
+        gen_rows = generated(args.root_dir, args.workers, hybrid)
     if args.fit_root is not None:
         time_fit(args.fit_root, args.workers)
     if args.markdown is not None:
@@ -155,4 +185,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -8,6 +8,7 @@ DATA_ROOT = REPO_ROOT / "Data"
 UNET_CHECKPOINTS = REPO_ROOT / "Unets" / "checkpoints"
 RECON_CHECKPOINTS = REPO_ROOT / "SSL_convLSTM_Reconstructor" / "checkpoints"
 MASK_SIMVP_CHECKPOINTS = REPO_ROOT / "SSL_convLSTM_Reconstructor" / "checkpoints_mask_simvp"
+MASK_HYBRID_CHECKPOINTS = REPO_ROOT / "SSL_convLSTM_Reconstructor" / "checkpoints_mask_hybrid"
 RESULTS_ROOT = REPO_ROOT / "results"
 EXTRAPOLATION_FIT = REPO_ROOT / "SSL_convLSTM_Reconstructor" / "checkpoints_extrapolation"
 REAL_SAMPLE = REPO_ROOT.parent / "shared" / "real_sample"    # real videos beside the checkout, when present

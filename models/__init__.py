@@ -17,15 +17,17 @@ from common.checkpoint import read_checkpoint, rebuild_model, resolve_checkpoint
 from common.errors import UserInputError
 from Data.layout import NUM_CLASSES
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, load_params
+from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
 from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
 from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
 from Unets.unet_model import UNet
 
-MODEL_CLASSES: dict[str, type[nn.Module]] = {cls.KIND: cls for cls in (UNet, Reconstructor, MaskSimVP)}
+MODEL_CLASSES: dict[str, type[nn.Module]] = {cls.KIND: cls for cls in (UNet, Reconstructor, MaskSimVP, MaskHybrid)}
 TRAIN_COMMANDS = {
     "unet": "python Unets/train.py",
     "reconstructor": "python SSL_convLSTM_Reconstructor/train_reconstructor.py",
     "mask_simvp": "python SSL_convLSTM_Reconstructor/train_mask_predictor.py",
+    "mask_hybrid": "python SSL_convLSTM_Reconstructor/train_mask_hybrid.py",
 }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, Callable, ClassVar, Hashable
 
 import torch
 from torch import nn
@@ -53,6 +53,7 @@ class Batch:
         self.items, self.segmenter, self.seg_batch = items, segmenter, seg_batch
         self.frames: torch.Tensor | None = items.get("inputs")        # (B, 11, 3, H, W) in [0, 1]
         self.masks_in: torch.Tensor | None = None
+        self._shared: dict = {}
         if true_masks:
             self.masks_in = items["masks_in"].to(torch.uint8)
         elif masks_needed:
@@ -67,6 +68,13 @@ class Batch:
     def segment(self, images: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
         """uint8 masks (N, H, W) of images (N, 3, H, W) by `model` (default: the U-Net)."""
         return segment(model or self.segmenter, images, self.seg_batch)
+
+    def shared(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per batch for every predictor that asks by the same `key` (e.g. the
+        physics forecast, which the extrapolation and the hybrid both read)."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
 
 class Predictor:

@@ -7,24 +7,26 @@ from benchmarks import bench_accuracy
 
 
 def test_markdown_table_names_its_run_and_each_models_steps(tmp_path):
-    for name, steps in {"unet": [100, 50], "mask_simvp": [30], "reconstructor": [7, 8]}.items():
+    for name, steps in {"unet": [100, 50], "mask_simvp": [30], "mask_hybrid": [20], "reconstructor": [7, 8]}.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "history.json").write_text(json.dumps([{"epoch": k + 1, "steps": s}
                                                                   for k, s in enumerate(steps)]))
     steps = bench_accuracy.trained_steps(tmp_path)
-    assert steps == {"unet": 150, "mask_simvp": 30, "reconstructor": 15}      # no fine-tuned U-Net here
+    assert steps == {"unet": 150, "mask_simvp": 30, "mask_hybrid": 20, "reconstructor": 15}   # no fine-tuned U-Net
     summary = {"videos": 100, "val": {"frame10_baseline": 0.2, "reconstructor": 0.25, "mask_simvp": 0.3,
-                                      "mask_extrapolation": 0.6, "oracle": 0.8}}
+                                      "mask_extrapolation": 0.6, "mask_hybrid": 0.65, "oracle": 0.8}}
     text = bench_accuracy.markdown_table(summary, steps, "python benchmarks/bench_accuracy.py --markdown t.md",
                                          "0123456789abcdef", "2026-12-02", "synth-6")
     lines = text.splitlines()
     assert lines[0] == ("Val Jaccard on `small` generated data (synth-6, 100 val videos), measured 2026-12-02 "
                         "at commit `0123456789ab` by `python benchmarks/bench_accuracy.py --markdown t.md`:")
     rows = {line.split("|")[1].strip(" `"): [c.strip() for c in line.split("|")[2:-1]] for line in lines[4:]}
-    assert list(rows) == ["frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "oracle"]
+    assert list(rows) == ["frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "mask_hybrid",
+                          "oracle"]
     assert rows["mask_extrapolation"][1:] == ["0.600", "3.00", "0.75", "U-Net 150"]
     assert rows["reconstructor"][-1] == "reconstructor 15"
     assert rows["mask_simvp"][-1] == "U-Net 150, SimVP 30"
+    assert rows["mask_hybrid"][-1] == "U-Net 150, hybrid 20"
 
 
 def test_forecasting_markdown_names_its_data_and_rows(tmp_path):
@@ -38,5 +40,8 @@ def test_forecasting_markdown_names_its_data_and_rows(tmp_path):
     assert "2026-12-02" in lines[0] and "`abcdef012345`" in lines[0] and "`python x`" in lines[0]
     assert "synth-9" in lines[2] and "3 labelled videos" in lines[2]
     assert "| fitted extrapolation | 0.464 | 0.672 |" in lines
+    gen["hybrid correction of the fitted extrapolation"] = 0.7
+    table = bench_extrapolation.markdown_table(real, 3, gen, tmp_path / "gen", "python x", "abcdef0123456789", "2026-12-02")
+    assert "| hybrid correction of the fitted extrapolation | - | 0.700 |" in table.splitlines()
     assert "| without collisions | - | 0.617 |" in lines
     assert not any(line.startswith("| constant velocity") for line in lines)     # measured nowhere: no row

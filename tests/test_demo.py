@@ -22,7 +22,8 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     results = demo.run_demo(root, out, profile, quick=True)
     saved = json.loads((out / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]
-    assert set(saved["jaccard"]) == {"frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation", "oracle"}
+    assert set(saved["jaccard"]) == {"frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation",
+                                     "mask_hybrid", "oracle"}
     # Every row is the competition metric of the masks saved beside it, against the true frame 21.
     truth = EvalVideos(root).target_masks()
     val = out / "val"
@@ -33,7 +34,7 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     ids = json.loads((out / "video_ids.json").read_text())
     assert sub.dtype == torch.uint8 and sub.shape == (3, 160, 240) and ids == [15000, 15001, 15002]
     fig = Image.open(out / "figure.png")
-    assert fig.width == 10 * 244 and fig.height > 3 * 160
+    assert fig.width == 11 * 244 and fig.height > 3 * 160
     report = (out / "report.md").read_text()
     assert "| mask_simvp |" in report and "figure.png" in report
     assert "| **mask_extrapolation** (submitted) | the U-Net segments frames 0..10" in report

@@ -51,6 +51,7 @@ LAYER_OF = {
     "SSL_convLSTM_Reconstructor.convlstm": "models",
     "SSL_convLSTM_Reconstructor.reconstructor_model": "models",
     "SSL_convLSTM_Reconstructor.mask_simvp": "models",
+    "SSL_convLSTM_Reconstructor.mask_hybrid": "models",
     "SSL_convLSTM_Reconstructor.extrapolation": "models",
     "models": "models",
     "predictors": "predictors",

@@ -1,0 +1,31 @@
+"""A network corrects the physics forecast of frame 21, reading the masks of frames 0..10."""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from common.paths import MASK_HYBRID_CHECKPOINTS
+from models import load_extrapolation, load_model
+from predictors.base import Batch, FileFlag, Predictor, register
+from predictors.mask_extrapolation import EXTRAPOLATION_FILE, physics_forecast
+
+
+@register
+class MaskHybridPredictor(Predictor):
+    name = "mask_hybrid"
+    help = "the U-Net segments frames 0..10, the physics forecasts, a SimVP-style model corrects it"
+    # The physics is the extrapolation row's own fit, so the two rows differ only by the correction.
+    files = (FileFlag("--saved_hybrid_model_dir", MASK_HYBRID_CHECKPOINTS,
+                      "mask-hybrid checkpoint file, or a folder holding best.pt "
+                      "(made by SSL_convLSTM_Reconstructor/train_mask_hybrid.py)"), EXTRAPOLATION_FILE)
+
+    def load(self, args: argparse.Namespace, device: torch.device) -> None:
+        self.model = load_model(self.files[0].value(args), "mask_hybrid", device)
+        self.params = load_extrapolation(EXTRAPOLATION_FILE.value(args))
+        self.device = device
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        physics = physics_forecast(batch, self.params)
+        logits = self.model(batch.masks_in.long().to(self.device), physics.long().to(self.device))
+        return logits.argmax(1).to(torch.uint8).cpu()

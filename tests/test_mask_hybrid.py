@@ -1,0 +1,139 @@
+"""The hybrid mask predictor: a learned correction that starts as the physics forecast."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from common.checkpoint import make_checkpoint
+from common.errors import UserInputError
+from common.io import atomic_write_json
+from Data.reading import SplitReader
+from models import load_model
+from SSL_convLSTM_Reconstructor import physics_forecasts as pf
+from SSL_convLSTM_Reconstructor import train_mask_hybrid
+from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask, params_record
+from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
+from SSL_convLSTM_Reconstructor.pseudo_labels import MODEL_FRAMES, make_pseudo_labels
+from SSL_convLSTM_Reconstructor.train_mask_predictor import mask_loss
+from Unets.inference import build_parser, run
+
+SMALL = {"embed_dim": 4, "hid_s": 8, "hid_t": 16, "n_t": 1}
+# A physics of the fake videos' squares, written by hand (no fit needed): straight lines, no drag.
+PARAMS = ExtrapolationParams(horizon_y=-400.0, depth_px=400.0, drag=(1.0, 1.0, 1.0), friction=(0.0, 0.0, 0.0),
+                             radius=(0.3, 0.3, 0.3), collide=False, window=4)
+
+
+@pytest.fixture(scope="module")
+def root(session_root, tiny_unet, tmp_path_factory):
+    # a private copy: pseudo-labels and physics forecasts are written into the root
+    root = shutil.copytree(session_root, tmp_path_factory.mktemp("hybrid") / "data")
+    for split in ("unlabeled", "val"):
+        make_pseudo_labels(root, split, tiny_unet, MODEL_FRAMES, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fit_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fit")
+    atomic_write_json(params_record(PARAMS), out / "extrapolation.json")
+    return out
+
+
+def random_masks(b=2, h=32, w=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 49, (b, 11, h, w), generator=g), torch.randint(0, 49, (b, h, w), generator=g)
+
+
+def test_the_untrained_model_is_the_physics_forecast():
+    torch.manual_seed(0)
+    model = MaskHybrid(**SMALL).eval()
+    masks, physics = random_masks()
+    with torch.no_grad():
+        assert torch.equal(model(masks, physics).argmax(1), physics)
+
+
+def test_one_training_step_lowers_the_loss():
+    torch.manual_seed(0)
+    model = MaskHybrid(**SMALL)
+    masks, physics = random_masks(seed=1)
+    target = physics.clone()
+    target[:, 8:24, 8:24] = 7            # what the physics missed: a square of another class
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    before = mask_loss(model(masks, physics), target, 0.5)
+    before.backward()
+    opt.step()
+    with torch.no_grad():
+        after = mask_loss(model(masks, physics), target, 0.5)
+    assert after < before
+
+
+def test_a_checkpoint_reloads_to_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = MaskHybrid(**SMALL)
+    with torch.no_grad():                # a trained-like readout, so the network's part counts
+        model.net.readout.weight.normal_()
+    torch.save(make_checkpoint(model, None, 1, 0.5), tmp_path / "best.pt")
+    loaded = load_model(tmp_path, "mask_hybrid")
+    masks, physics = random_masks(seed=2)
+    with torch.no_grad():
+        assert torch.equal(loaded(masks, physics), model.eval()(masks, physics))
+    assert isinstance(loaded, MaskHybrid) and loaded.config == model.config
+    with pytest.raises(UserInputError, match="holds a 'mask_hybrid' model, expected 'mask_simvp'"):
+        load_model(tmp_path, "mask_simvp")
+
+
+def test_bad_inputs_are_refused():
+    model = MaskHybrid(**SMALL)
+    masks, physics = random_masks()
+    with pytest.raises(ValueError, match="physics forecast"):
+        model(masks, physics[:, None])
+    with pytest.raises(ValueError, match=r"masks \(B, 11, H, W\)"):
+        model(masks[:, :10], physics)
+    with pytest.raises(ValueError, match="class ids must lie in"):
+        model(masks, physics + 49)
+    with pytest.raises(ValueError, match="unknown keys"):
+        MaskHybrid.from_config({**SMALL, "depth": 3})
+
+
+def test_physics_forecasts_are_computed_once_per_fit(root, monkeypatch):
+    got = pf.physics_forecasts(root, "train", "true", PARAMS, progress=False)
+    reader = SplitReader(root, "train")
+    expected = np.stack([extrapolate_mask(reader.masks(i)[:11], PARAMS) for i in range(len(reader))])
+    assert got.dtype == np.uint8 and np.array_equal(got, expected)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed")
+    monkeypatch.setattr(pf, "extrapolate_mask", fail)
+    assert np.array_equal(pf.physics_forecasts(root, "train", "true", PARAMS, progress=False), got)
+    with pytest.raises(AssertionError, match="recomputed"):   # another fit: made again
+        pf.physics_forecasts(root, "train", "true", ExtrapolationParams(**{**PARAMS.to_dict(), "window": 3}))
+    manifest = json.loads((root / "physics_forecasts" / "train_true.json").read_text())
+    assert manifest["params"]["window"] == PARAMS.window     # the failed run left the old pair intact
+
+
+@pytest.mark.slow
+def test_hybrid_trains_and_inference_scores_it(root, fit_dir, tiny_unet, tmp_path):
+    out = tmp_path / "hybrid"
+    small = [f"--{k}={v}" for k, v in SMALL.items()]
+    train_mask_hybrid.main(["--root_dir", str(root), "--out_dir", str(out), "--epochs", "3",
+                            "--max_steps_per_epoch", "6", "--batch_size", "2", "--lr", "0.01", "--workers", "0",
+                            "--saved_extrapolation_dir", str(fit_dir), "--no_progress", *small])
+    history = json.loads((out / "history.json").read_text())
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert {"val_jaccard", "physics_jaccard", "copy10_jaccard"} <= history[0].keys()
+
+    # An untrained hybrid through the whole inference path: the extrapolation's masks, byte for byte.
+    untrained = tmp_path / "untrained"
+    untrained.mkdir()
+    torch.save(make_checkpoint(MaskHybrid(**SMALL), None, 0, None), untrained / "best.pt")
+    for model_dir, name in ((untrained, "untrained"), (out, "trained")):
+        argv = ["--root_dir", str(root), "--split", "val", "--predictor", "mask_hybrid", "--compare",
+                "mask_extrapolation", "--saved_seg_model_dir", str(tiny_unet), "--saved_hybrid_model_dir",
+                str(model_dir), "--saved_extrapolation_dir", str(fit_dir), "--out_dir", str(tmp_path / name)]
+        results = run(build_parser().parse_args(argv), progress=False)
+        assert {"mask_hybrid", "mask_extrapolation", "frame10_baseline", "oracle"} == set(results["jaccard"])
+    hybrid = torch.load(tmp_path / "untrained" / "predictions.pt")
+    physics = torch.load(tmp_path / "untrained" / "predictions_mask_extrapolation.pt")
+    assert hybrid.shape == (3, 160, 240) and torch.equal(hybrid, physics)
