@@ -137,3 +137,17 @@ def test_hybrid_trains_and_inference_scores_it(root, fit_dir, tiny_unet, tmp_pat
     hybrid = torch.load(tmp_path / "untrained" / "predictions.pt")
     physics = torch.load(tmp_path / "untrained" / "predictions_mask_extrapolation.pt")
     assert hybrid.shape == (3, 160, 240) and torch.equal(hybrid, physics)
+
+
+def test_compare_rows_sorts_objects_by_what_the_base_row_did():
+    from benchmarks.compare_rows import compare
+    truth = torch.zeros(1, 40, 60, dtype=torch.uint8)
+    truth[0, 0:10, 0:10], truth[0, 20:30, 0:10], truth[0, 20:30, 30:40] = 1, 2, 3
+    base = torch.zeros_like(truth)
+    base[0, 0:10, 40:50] = 2              # object 2 placed away from its true place, object 1 missing
+    base[0, 20:30, 30:40] = 3
+    base[0, 30:35, 50:55] = 9             # a ghost: class 9 is in no true mask
+    kinds, videos = compare(base, truth.clone(), truth)
+    assert kinds == {"missed by the base row": [1.0], "placed with no overlap": [1.0], "overlapped": [0.0]}
+    gain, index, ghosts = videos[0]
+    assert index == 0 and gain > 0 and ghosts == [25, 0]
