@@ -59,33 +59,50 @@ class SceneObject:
         out[..., 2] = _CORNER_TOP * (2 * self.size)
         return out if t is None else out[0]
 
-    def screen_boxes(self, camera: Camera, t: int | None = None) -> np.ndarray:
-        """(T, 4) image boxes (u0, v0, u1, v1) of the object at every frame ((1, 4) at frame t only),
-        NaN where it is behind the camera."""
-        corners = self.corners() if t is None else self.corners(t)[None]
-        u, v, depth = camera.project(corners)
+    def screen_boxes(self, camera: Camera) -> np.ndarray:
+        """(T, 4) image boxes (u0, v0, u1, v1) of the object at every frame, NaN where it is behind the camera."""
+        u, v, depth = camera.project(self.corners())
         boxes = np.stack([u.min(1), v.min(1), u.max(1), v.max(1)], axis=1)
-        boxes[depth.min(1) < 0.3] = np.nan
+        boxes[depth.min(1) < _MIN_DEPTH] = np.nan
         return boxes
 
     def screen_box(self, camera: Camera, t: int) -> tuple[float, float, float, float] | None:
         """(u0, v0, u1, v1) image box of the object at frame t, None when it is behind the camera."""
-        box = self.screen_boxes(camera, t)[0]
-        return None if np.isnan(box[0]) else tuple(float(x) for x in box)
+        u, v, depth = camera.project(self.corners(t))
+        if depth.min() < _MIN_DEPTH:
+            return None
+        return float(u.min()), float(v.min()), float(u.max()), float(v.max())
 
     def in_view(self, camera: Camera, t: int | None = None, margin: float = 0.0) -> bool | np.ndarray:
         """True when the object's image box overlaps the image by more than `margin` pixels (at frame
         t; without t, a (T,) bool array over the frames)."""
-        u0, v0, u1, v1 = self.screen_boxes(camera, t).T       # NaN (behind the camera) compares False
-        seen = (u1 > margin) & (u0 < camera.width - margin) & (v1 > margin) & (v0 < camera.height_px - margin)
-        return seen if t is None else bool(seen[0])
+        if t is None:
+            return _overlaps(self.screen_boxes(camera).T, camera, margin)     # NaN boxes compare False
+        box = self.screen_box(camera, t)
+        return box is not None and bool(_overlaps(box, camera, margin))
 
     def fully_in_view(self, camera: Camera, t: int | None = None) -> bool | np.ndarray:
         """True when the object's image box at frame t lies inside the image with a pixel to spare
         (what a mask's 'fully in view', no border pixel, means); without t, a (T,) bool array."""
-        u0, v0, u1, v1 = self.screen_boxes(camera, t).T
-        full = (u0 > 1) & (v0 > 1) & (u1 < camera.width - 1) & (v1 < camera.height_px - 1)
-        return full if t is None else bool(full[0])
+        if t is None:
+            return _inside(self.screen_boxes(camera).T, camera)
+        box = self.screen_box(camera, t)
+        return box is not None and bool(_inside(box, camera))
+
+
+_MIN_DEPTH = 0.3      # a box corner nearer the camera plane than this: the object counts as behind it
+
+
+def _overlaps(box, camera: Camera, margin: float):
+    """Whether image boxes (u0, v0, u1, v1), floats or arrays, overlap the image by more than `margin`."""
+    u0, v0, u1, v1 = box
+    return (u1 > margin) & (u0 < camera.width - margin) & (v1 > margin) & (v0 < camera.height_px - margin)
+
+
+def _inside(box, camera: Camera):
+    """Whether image boxes (u0, v0, u1, v1), floats or arrays, lie inside the image with a pixel to spare."""
+    u0, v0, u1, v1 = box
+    return (u0 > 1) & (v0 > 1) & (u1 < camera.width - 1) & (v1 < camera.height_px - 1)
 
 
 # The corners `SceneObject.corners` lists: x and y signs, and bottom (0) or top (1) of the box.
