@@ -1,4 +1,4 @@
-"""The motion fit (`tools/fit_motion.py` and its `tools/motion_*.py`) recovers known physics, and the generator reads its file."""
+"""The motion fit (`tools/fit_motion.py`, `tools/motion_*.py`) recovers known physics; the generator reads its file."""
 from __future__ import annotations
 
 import json
@@ -142,8 +142,9 @@ def test_aiming_calibration_rises_with_p_aimed():
 
 
 def test_fit_reproduces_the_shipped_file(real_sample, tmp_path, capsys):
+    """Two workers for the calibrations: the shipped file was written by one, and the numbers are the same."""
     out = tmp_path / "motion.json"
-    run_cli(fm.main, ["--real_root", str(real_sample), "--out", str(out)])
+    run_cli(fm.main, ["--real_root", str(real_sample), "--out", str(out), "--workers", "2"])
     assert "law (every shape)" in capsys.readouterr().out
     fitted, shipped = json.loads(out.read_text()), _motion_dict()
     fitted.pop("source"), shipped.pop("source")

@@ -49,11 +49,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from common.cli import positive_int
 from common.errors import UserInputError, run_cli
 from common.io import atomic_write
 from Data.layout import SHAPES, list_videos
@@ -69,8 +71,9 @@ log = logging.getLogger(__name__)
 MIN_SPEEDS = 3                   # a speed group with fewer samples gets the pooled range
 
 
-def fit_motion(masks: Iterable[np.ndarray], camera: Camera | None = None) -> dict:
-    """Every fitted parameter (module docstring) of the (T, H, W) masks, as the JSON-ready dict."""
+def fit_motion(masks: Iterable[np.ndarray], camera: Camera | None = None, workers: int = 1) -> dict:
+    """Every fitted parameter (module docstring) of the (T, H, W) masks, as the JSON-ready dict; the
+    calibrations by synthesis run in up to `workers` processes (the same numbers whatever their number)."""
     tracks = plane_tracks(masks, camera)
     laws, used, pooled_law = fit_laws(tracks)
     events = collisions(tracks, laws)
@@ -105,12 +108,12 @@ def fit_motion(masks: Iterable[np.ndarray], camera: Camera | None = None) -> dic
     camera = camera or Camera()
     real_ratio, n_ratio = image_ratio(tracks)
     drag, drag_curve = calibrate_drag(real_ratio, {**fitted, "p_aimed": {"value": 0.5}},
-                                      r4(pooled_law.friction), camera)
+                                      r4(pooled_law.friction), camera, workers=workers)
     fitted["laws"] = {name: {"drag": r4(drag), "friction": r4(pooled_law.friction)} for name in SHAPES}
     fitted["image_drag"] = {"real_ratio": r4(real_ratio), "pairs": n_ratio,
                             "pooled_floor_law": {"drag": r4(pooled_law.drag), "friction": r4(pooled_law.friction)},
                             "generator_ratio": [[d, r4(r)] for d, r in drag_curve]}
-    p_aimed, curve = calibrate_aim(hit, fitted, camera) if n_aim else (0.5, [])
+    p_aimed, curve = calibrate_aim(hit, fitted, camera, workers=workers) if n_aim else (0.5, [])
     fitted["p_aimed"] = {"value": r4(p_aimed), "hit": r4(hit), "chance": r4(chance), "launched": n_aim,
                          "generator_hit": [[p, r4(h)] for p, h in curve]}
     return fitted
@@ -143,10 +146,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--split", default="train", help="split of --real_root holding mask.npy (default: train)")
     parser.add_argument("--out", type=Path, default=MOTION_FILE,
                         help=f"JSON file to write (default: {MOTION_FILE.name} beside the scene sampler)")
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                        help="processes for the calibrations by synthesis (default: one per CPU)")
     args = parser.parse_args(argv)
     masks = read_masks(args.real_root, args.split)
     try:
-        fitted = fit_motion(masks)
+        fitted = fit_motion(masks, workers=args.workers)
     except ValueError as err:
         raise UserInputError(f"{args.real_root / args.split}: {err}") from None
     fitted = {"source": str(args.real_root / args.split), "videos": len(masks), **fitted}

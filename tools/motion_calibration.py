@@ -6,6 +6,10 @@ measured like the real ones, and the value showing the real measurement is inter
 """
 from __future__ import annotations
 
+import multiprocessing
+from functools import partial
+from typing import Callable, Sequence
+
 import numpy as np
 
 from Data.layout import SHAPES
@@ -29,7 +33,32 @@ def _generated_tracks(fitted: dict, camera: Camera, scenes: int, seed: int) -> t
     return scene_tracks(drawn, camera), motion
 
 
-def calibrate_aim(real_hit: float, fitted: dict, camera: Camera, scenes: int = AIM_SCENES) -> tuple[float, list]:
+def _hit_share(p_aimed: float, fitted: dict, camera: Camera, scenes: int) -> float:
+    """Share of launched objects that hit another one in `scenes` generator scenes drawn with this p_aimed."""
+    tracks, motion = _generated_tracks({**fitted, "p_aimed": {"value": p_aimed}}, camera, scenes, 7)
+    entering, initial, _ = launches(tracks)
+    return aiming(entering + initial, tracks, dict(enumerate(motion.laws)))[0]
+
+
+def _median_ratio(drag: float, fitted: dict, friction: float, camera: Camera, scenes: int) -> float:
+    """Median image speed ratio of `scenes` generator scenes whose every shape slides by (drag, friction)."""
+    law = {"drag": drag, "friction": friction}
+    trial = {**fitted, "laws": {name: law for name in SHAPES}}
+    return image_ratio(_generated_tracks(trial, camera, scenes, 11)[0])[0]
+
+
+def _curve(measure: Callable[[float], float], grid: Sequence[float], workers: int) -> list[float]:
+    """measure(x) for every x of `grid`, in order, in up to `workers` processes. Each value's scenes
+    are drawn from their own seeds, so the curve does not depend on the number of workers."""
+    if workers <= 1:
+        return [measure(x) for x in grid]
+    # spawn, not fork: the caller may hold threads (torch's, in the tests) that a forked child inherits locked
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(grid))) as pool:
+        return pool.map(measure, grid)
+
+
+def calibrate_aim(real_hit: float, fitted: dict, camera: Camera, scenes: int = AIM_SCENES,
+                  workers: int = 1) -> tuple[float, list]:
     """The generator's p_aimed at which its own scenes show the real share of launched objects that hit.
 
     The chance that a launched object meets another one depends on how crowded the scene is, so the
@@ -37,17 +66,14 @@ def calibrate_aim(real_hit: float, fitted: dict, camera: Camera, scenes: int = A
     each value of `AIM_GRID`, measured by `aiming` on their true tracks) and interpolated linearly.
     Returns the value and the (p_aimed, hit share) pairs.
     """
-    curve = []
-    for p in AIM_GRID:
-        tracks, motion = _generated_tracks({**fitted, "p_aimed": {"value": p}}, camera, scenes, 7)
-        entering, initial, _ = launches(tracks)
-        curve.append((p, aiming(entering + initial, tracks, dict(enumerate(motion.laws)))[0]))
+    curve = list(zip(AIM_GRID, _curve(partial(_hit_share, fitted=fitted, camera=camera, scenes=scenes),
+                                      AIM_GRID, workers)))
     hits = np.maximum.accumulate([h for _, h in curve])
     return float(np.interp(real_hit, hits, AIM_GRID)), curve
 
 
 def calibrate_drag(real_ratio: float, fitted: dict, friction: float, camera: Camera,
-                   scenes: int = DRAG_SCENES) -> tuple[float, list]:
+                   scenes: int = DRAG_SCENES, workers: int = 1) -> tuple[float, list]:
     """The drag (one law for every shape, with `friction`) at which the generator's scenes show the
     real median image speed ratio.
 
@@ -59,10 +85,8 @@ def calibrate_drag(real_ratio: float, fitted: dict, friction: float, camera: Cam
     predict the real steps no better than the pooled one). Returns the drag and the
     (drag, generated median ratio) curve.
     """
-    curve = []
-    for drag in DRAG_GRID:
-        law = {"drag": float(drag), "friction": friction}
-        trial = {**fitted, "laws": {name: law for name in SHAPES}}
-        curve.append((float(drag), image_ratio(_generated_tracks(trial, camera, scenes, 11)[0])[0]))
+    drags = [float(d) for d in DRAG_GRID]
+    curve = list(zip(drags, _curve(partial(_median_ratio, fitted=fitted, friction=friction, camera=camera,
+                                           scenes=scenes), drags, workers)))
     ratios = np.maximum.accumulate([r for _, r in curve])
     return float(np.interp(real_ratio, ratios, DRAG_GRID)), curve
