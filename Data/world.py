@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from Data.layout import HEIGHT, WIDTH
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True)
@@ -30,21 +36,23 @@ class Camera:
     width: int = WIDTH
     height_px: int = HEIGHT
 
-    @property
+    # Computed once per camera (the scene sampler projects hundreds of thousands of boxes); the
+    # arrays are read-only, as they are shared by every caller.
+    @cached_property
     def position(self) -> np.ndarray:
-        return np.array([0.0, 0.0, self.height])
+        return _read_only(np.array([0.0, 0.0, self.height]))
 
-    @property
+    @cached_property
     def focal_px(self) -> float:
         return 0.5 * self.width / math.tan(math.radians(self.hfov_deg) / 2)
 
-    @property
+    @cached_property
     def axes(self) -> np.ndarray:
         """Rows: the camera's right, down and forward unit vectors in world coordinates."""
         p = math.radians(self.pitch_deg)
-        return np.array([[1.0, 0.0, 0.0],
-                         [0.0, -math.sin(p), -math.cos(p)],
-                         [0.0, math.cos(p), -math.sin(p)]])
+        return _read_only(np.array([[1.0, 0.0, 0.0],
+                                    [0.0, -math.sin(p), -math.cos(p)],
+                                    [0.0, math.cos(p), -math.sin(p)]]))
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """World points (..., 3) -> image coordinates u, v and depth along the optical axis."""

@@ -9,7 +9,7 @@ pasted on the twin's floor and shadows, the twin's objects on the real floor, an
 without floor shadows (how much the U-Net leans on shadows). Pixels that a pasted object does not
 cover but the other frame's object did are filled with the twin's shadowless floor. A last row
 draws the twins' objects right on their masks, without the real frames' shift
-(`render.OBJECT_SHIFT`): what the shift is worth to the U-Net.
+(`Data.synth.lighting.OBJECT_SHIFT`): what the shift is worth to the U-Net.
 
     python benchmarks/bench_realism.py --unet_dir benchmarks/out/accuracy/run/checkpoints/unet
 

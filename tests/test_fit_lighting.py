@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from common.errors import run_cli
 from Data import generate
-from Data.synth import render, twins
+from Data.synth import lighting, render, twins
 from Data.synth.scene import (CUBE, CYLINDER, METAL, RUBBER, SPHERE, Camera, Scene,
                               SceneObject, sample_scene)
 from tools import fit_lighting, fit_shadows
@@ -46,6 +46,22 @@ def generated(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def refitted(generated) -> list[twins.FittedFrame]:
+    """Every frame of `generated` with its objects re-posed (`twins.fit_frames`), video after video,
+    22 frames each: fitted once for the tests below, which read them (read-only) and never refit."""
+    frames = twins.fit_frames(generated, "train")
+    for frame in frames:
+        frame.image.setflags(write=False)
+        frame.mask.setflags(write=False)
+    return frames
+
+
+def first_videos(refitted: list[twins.FittedFrame], n: int) -> list[twins.FittedFrame]:
+    """The fitted frames of the first n videos: what `fit_frames(..., limit=n)` returns."""
+    return refitted[:22 * n]
+
+
 @pytest.mark.parametrize("shape,yaw", [(CUBE, 0.3), (CUBE, 1.2), (SPHERE, 0.0), (CYLINDER, 0.0)])
 def test_fit_pose_recovers_a_rendered_object(shape, yaw):
     camera = Camera()
@@ -62,19 +78,19 @@ def test_fit_pose_recovers_a_rendered_object(shape, yaw):
 
 
 @pytest.mark.slow
-def test_fits_recover_the_renderers_own_lighting(generated):
+def test_fits_recover_the_renderers_own_lighting(refitted):
     """Frames rendered with the shipped lighting, fitted back: the same lighting comes out."""
-    frames = twins.fit_frames(generated, "train")
+    frames = refitted
     ious = [iou for frame in frames for _, iou in frame.objects]
     assert np.median(ious) > 0.97                     # the generator's camera, exactly
     samples = fit_lighting.surface_samples(frames)
-    light = render.real_lighting()
+    light = lighting.real_lighting()
 
     rubber, err = fit_lighting.fit_rubber(samples[RUBBER])
     assert err < 1.5                                  # sensor noise 0.4, blur at edges
     s = samples[RUBBER]
-    fitted = render.sh9(s.normals) @ np.array(rubber["sh"])
-    shipped = render.sh9(s.normals) @ light["sh"]
+    fitted = lighting.sh9(s.normals) @ np.array(rubber["sh"])
+    shipped = lighting.sh9(s.normals) @ light["sh"]
     assert np.abs(fitted - shipped).mean() < 0.03
 
     s = samples[METAL]
@@ -83,7 +99,7 @@ def test_fits_recover_the_renderers_own_lighting(generated):
     # The lamps' spots are a pixel or two wide, rendered averaged over each pixel's area; the fit
     # reads them at pixel centres, so some error is left (tables alone, synth-4: 3.0).
     assert err < tables_only_err - 0.5 and err < 6.5, (err, tables_only_err)
-    cells, weights = render.env_cells(render.reflect(s.dirs, s.normals), metal["rows"], metal["cols"])
+    cells, weights = lighting.env_cells(lighting.reflect(s.dirs, s.normals), metal["rows"], metal["cols"])
     fitted = (weights * np.array(metal["env"])[cells]).sum(1)
     shipped = (weights * light["env"][cells]).sum(1)
     assert np.abs(fitted - shipped).mean() < 0.05
@@ -93,10 +109,10 @@ def test_fits_recover_the_renderers_own_lighting(generated):
     assert len(calibrated["highlights"]) == len(light["highlights"])
     for ldir, radius, strength in light["highlights"]:
         found = min(calibrated["highlights"], key=lambda h: -float(
-            render.lamp_direction(h["azimuth_deg"], h["elevation_deg"]) @ ldir))
-        gap = math.degrees(math.acos(min(1.0, float(render.lamp_direction(found["azimuth_deg"],
+            lighting.lamp_direction(h["azimuth_deg"], h["elevation_deg"]) @ ldir))
+        gap = math.degrees(math.acos(min(1.0, float(lighting.lamp_direction(found["azimuth_deg"],
                                                                            found["elevation_deg"]) @ ldir))))
-        assert gap < 5, (found, render.lamp_angles(ldir))
+        assert gap < 5, (found, lighting.lamp_angles(ldir))
         # A small spot's size and strength trade off (a pixel averages both), so compare the
         # lamp's light, strength x radius^2, and the radius only to a step of the grid. The shipped
         # lamps are 2-7 degrees wide, a spot of a pixel or less on most spheres, and four videos
@@ -120,30 +136,30 @@ def _angle_gap(a: float, b: float) -> float:
 
 
 @pytest.mark.slow
-def test_shadow_error_is_lowest_for_the_renderers_own_lamps(generated):
+def test_shadow_error_is_lowest_for_the_renderers_own_lamps(refitted):
     """On generated frames the true shadows fit best (what is left is sensor noise, and shadows of
     objects outside the view, which are not re-posed); no shadows, or the main lamp turned by
     40 degrees, are far worse."""
-    frames = twins.fit_frames(generated, "train", limit=1)
+    frames = first_videos(refitted, 1)
     renderer = render.Renderer(noise=0.0)
     true_err = fit_shadows.shadow_error(frames, renderer)
     assert true_err < 1.5
     assert fit_shadows.shadow_error(frames, renderer, {"lamps": [], "contact": 0.0}) > 2 * true_err
     (ldir, strength, blur, spread), *others = renderer.shadows["lamps"]
-    azimuth, elevation = render.lamp_angles(ldir)
-    turned = render.lamp_direction(azimuth + 40, elevation)
+    azimuth, elevation = lighting.lamp_angles(ldir)
+    turned = lighting.lamp_direction(azimuth + 40, elevation)
     assert fit_shadows.shadow_error(frames, renderer, {"lamps": [(turned, strength, blur, spread)] + others}) > 2 * true_err
 
 
 @pytest.mark.slow
-def test_shadow_strengths_are_solved_exactly(generated):
+def test_shadow_strengths_are_solved_exactly(refitted):
     """The darkening is linear in the strengths: given the true directions and blurs, the solve
     gives back the shipped strengths, and the error of the renderer's own shadows."""
-    frames = twins.fit_frames(generated, "train", limit=2)
+    frames = first_videos(refitted, 2)
     renderer = render.Renderer(noise=0.0)
     basis = fit_shadows.ShadowBasis(frames, renderer)
     truth = renderer.shadows
-    lamps = [render.lamp_angles(d) + (blur, spread) for d, _, blur, spread in truth["lamps"]]
+    lamps = [lighting.lamp_angles(d) + (blur, spread) for d, _, blur, spread in truth["lamps"]]
     err, strengths = basis.solve(lamps)
     expected = [s for _, s, _, _ in truth["lamps"]] + [truth["contact"]]
     assert np.abs(strengths - expected).max() < 0.02, (strengths, expected)
@@ -152,11 +168,11 @@ def test_shadow_strengths_are_solved_exactly(generated):
 
 
 @pytest.mark.slow
-def test_shadow_search_finds_a_turned_lamp_again(generated):
-    frames = twins.fit_frames(generated, "train", limit=1)
+def test_shadow_search_finds_a_turned_lamp_again(refitted):
+    frames = first_videos(refitted, 1)
     renderer = render.Renderer(noise=0.0)
     true_err = fit_shadows.shadow_error(frames, renderer)
-    lamps = [render.lamp_angles(d) + (blur, spread) for d, _, blur, spread in renderer.shadows["lamps"]]
+    lamps = [lighting.lamp_angles(d) + (blur, spread) for d, _, blur, spread in renderer.shadows["lamps"]]
     start = [(lamps[0][0] + 30, lamps[0][1] - 10) + lamps[0][2:]] + lamps[1:]
     fitted, before, after = fit_shadows.fit_shadows(frames, stride=2, grid=False, start=start, min_step_deg=2)
     assert after == pytest.approx(true_err, abs=0.1)
@@ -167,9 +183,9 @@ def test_shadow_search_finds_a_turned_lamp_again(generated):
 
 
 @pytest.mark.slow
-def test_shadow_grid_picks_the_main_lamp(generated):
-    frames = twins.fit_frames(generated, "train", limit=1)
-    azimuth, elevation = render.lamp_angles(render.Renderer().shadows["lamps"][0][0])
+def test_shadow_grid_picks_the_main_lamp(refitted):
+    frames = first_videos(refitted, 1)
+    azimuth, elevation = lighting.lamp_angles(render.Renderer().shadows["lamps"][0][0])
     fitted, _, after = fit_shadows.fit_shadows(frames, n_lamps=1, stride=3, min_step_deg=4)
     (lamp,) = fitted["lamps"]
     # One lamp standing in for the four: the grid finds the main lamp's azimuth, and its elevation
@@ -184,8 +200,8 @@ def test_highlight_search_finds_the_lamps_of_a_synthetic_residual():
     rng = np.random.default_rng(0)
     r = rng.standard_normal((20000, 3))
     r /= np.linalg.norm(r, axis=1, keepdims=True)
-    lamps = [(render.lamp_direction(-100, 50), 10.0, 80.0), (render.lamp_direction(20, 30), 4.0, 50.0)]
-    residual = sum(k * render.highlight_lobe(r, d, n) for d, n, k in lamps) + rng.normal(0, 2, len(r))
+    lamps = [(lighting.lamp_direction(-100, 50), 10.0, 80.0), (lighting.lamp_direction(20, 30), 4.0, 50.0)]
+    residual = sum(k * lighting.highlight_lobe(r, d, n) for d, n, k in lamps) + rng.normal(0, 2, len(r))
     found = fit_lighting.fit_highlights(r, residual, n_lamps=2)
     assert [(h["azimuth_deg"], h["elevation_deg"], h["radius_deg"]) for h in found] == [(-100, 50, 10), (20, 30, 4)]
     assert [h["strength"] for h in found] == pytest.approx([80, 50], abs=2)
@@ -196,9 +212,9 @@ def test_highlight_search_finds_the_lamps_of_a_synthetic_residual():
 
 
 def test_highlight_is_a_disc_as_wide_as_the_lamps_radius():
-    ldir = render.lamp_direction(-104, 50)
-    r = np.stack([render.lamp_direction(-104, 50 - a) for a in (0, 5, 10, 12)] + [-ldir])
-    lobe = render.highlight_lobe(r, ldir, 10.0)
+    ldir = lighting.lamp_direction(-104, 50)
+    r = np.stack([lighting.lamp_direction(-104, 50 - a) for a in (0, 5, 10, 12)] + [-ldir])
+    lobe = lighting.highlight_lobe(r, ldir, 10.0)
     assert lobe[0] == pytest.approx(1.0) and lobe[1] > 0.9                     # flat inside,
     assert lobe[2] == pytest.approx(math.exp(-1), abs=0.01) and lobe[3] < 0.13  # its rim at the radius
     assert lobe[4] < 1e-12
@@ -233,7 +249,7 @@ def test_varied_highlights_stay_near_the_fitted_ones():
             assert 0.6 * n0 - 1e-9 <= n <= 1.4 * n0 + 1e-9 and 0.7 * k0 - 1e-9 <= k <= 1.3 * k0 + 1e-9
         extra_dir, extra_radius, extra_strength = varied[-1]          # one more lamp, anywhere above
         assert (extra_radius, extra_strength) in [(n, k) for _, n, k in varied[:-1]]
-        assert 5 - 1e-9 <= render.lamp_angles(extra_dir)[1] <= 75 + 1e-9
+        assert 5 - 1e-9 <= lighting.lamp_angles(extra_dir)[1] <= 75 + 1e-9
 
 
 def test_metal_highlights_brighten_only_metal():
@@ -259,7 +275,7 @@ def test_renderer_matches_the_shipped_fit_on_the_real_frames(real_sample, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lighting.json"]      # no temporary file left
     # The file holds every number the renderer loads: the fitted ones, the object shift as
     # measured (the printed one), the floor table and colours carried over.
-    written, shipped = json.loads(out.read_text()), json.loads(render.LIGHTING_FILE.read_text())
+    written, shipped = json.loads(out.read_text()), json.loads(lighting.LIGHTING_FILE.read_text())
     assert set(written) == set(shipped)
     assert written["floor"] == shipped["floor"] and written["colours"] == shipped["colours"]
     shift_line = next(line for line in printed.splitlines() if line.startswith("object shift"))
@@ -291,23 +307,11 @@ def test_negative_highlight_count_is_refused(tmp_path, capsys):
     assert "argument --highlights: expected an integer >= 0, got '-1'" in capsys.readouterr().err
 
 
-def test_realism_bench_refuses_a_missing_folder_and_another_models_checkpoint(real_sample, tmp_path, capsys):
-    from benchmarks import bench_realism
-    with pytest.raises(SystemExit) as exit_:
-        run_cli(bench_realism.main, ["--unet_dir", str(tmp_path), "--real_root", str(tmp_path / "nope")])
-    assert exit_.value.code == 2
-    assert "nope/train: no such folder" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_:            # an empty folder is no U-Net checkpoint
-        run_cli(bench_realism.main, ["--unet_dir", str(tmp_path), "--real_root", str(real_sample)])
-    assert exit_.value.code == 2
-    assert str(tmp_path) in capsys.readouterr().err
-
-
 @pytest.mark.slow
-def test_twins_of_generated_frames_are_the_frames_again(generated):
+def test_twins_of_generated_frames_are_the_frames_again(refitted):
     """Re-posing generated objects and rendering them again reproduces the frames: the same
     objects in the same places, the same pixels but for noise and poses fitted to the pixel."""
-    frames = twins.fit_frames(generated, "train", limit=1)
+    frames = first_videos(refitted, 1)
     images, masks = twins.render_twins(frames)
     assert images.shape == (len(frames), 160, 240, 3) and images.dtype == np.uint8
     assert masks.shape == (len(frames), 160, 240) and masks.dtype == np.uint8
@@ -320,11 +324,11 @@ def test_twins_of_generated_frames_are_the_frames_again(generated):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shift", [render.OBJECT_SHIFT, (0.0, -0.2)])
-def test_object_shift_is_found_again(generated, shift):
+@pytest.mark.parametrize("shift", [lighting.OBJECT_SHIFT, (0.0, -0.2)])
+def test_object_shift_is_found_again(refitted, shift):
     """Frames whose objects are drawn `shift` off their masks (the renderer's own shift, or
     another), fitted on the masks: the edge search finds that shift within a tenth of a pixel."""
-    frames = twins.fit_frames(generated, "train", limit=1)[::2]
+    frames = first_videos(refitted, 1)[::2]
     images, _ = twins.render_twins(frames, render.Renderer(noise=0.0, object_shift=shift))
     shifted = [frame._replace(image=image) for frame, image in zip(frames, images)]
     found, unshifted_rms, shifted_rms = fit_lighting.fit_object_shift(shifted)
@@ -359,26 +363,11 @@ def test_objects_are_drawn_off_their_masks_by_the_shift():
     assert top < 0.5 < below
 
 
-def test_realism_variants_swap_the_right_pixels():
-    from benchmarks import bench_realism
-    real, twins, bare = (np.full((1, 4, 4, 3), v, np.uint8) for v in (10, 200, 100))
-    real_masks = np.zeros((1, 4, 4), np.uint8)
-    twin_masks = np.zeros((1, 4, 4), np.uint8)
-    real_masks[0, 0, :2] = 5          # the real object covers two pixels,
-    twin_masks[0, 0, 1:3] = 5         # its twin one of them and the next
-    v = bench_realism.variants(real, real_masks, twins, twin_masks, bare)
-    img, m = v["real objects, twin floor"]
-    assert m is real_masks and list(img[0, 0, :4, 0]) == [10, 10, 100, 200]
-    img, m = v["twin objects, real floor"]
-    assert m is twin_masks and list(img[0, 0, :4, 0]) == [100, 200, 200, 10]
-    assert v["twins without floor shadows"][0] is bare
-
-
 def test_area_lamp_shadow_is_sharp_at_the_foot_and_soft_away_from_it():
     renderer = render.Renderer()
     obj = SceneObject(CYLINDER, RUBBER, 2, 0.47, np.array([[0.0, 9.0]]), np.array([0.0]))
     scene = Scene(renderer.camera, [obj], 1)
-    ldir = render.lamp_direction(-100, 30)
+    ldir = lighting.lamp_direction(-100, 30)
     hard = renderer.lamp_shadow(scene, 0, ldir, blur=0)
     area = renderer.lamp_shadow(scene, 0, ldir, blur=0, spread_deg=4.0)
     assert set(np.unique(hard)) == {0.0, 1.0}
@@ -405,19 +394,3 @@ def test_varied_shadows_stay_near_the_fitted_ones():
             assert 0.8 * s0 - 1e-9 <= s <= 1.2 * s0 + 1e-9
             assert 0 <= blur <= 2 * blur0 and spread0 <= spread <= spread0 + 4
         assert renderer.shadows["contact"] <= varied["contact"] <= renderer.shadows["contact"] + 0.08
-
-
-def test_realism_scores_separate_stray_classes():
-    """A prediction right on the true classes but with one stray class on two pixels: the mean
-    IoU over the true classes barely moves, the competition JI averages the stray class's 0 in."""
-    from benchmarks import bench_realism
-    import torch
-    truth = torch.zeros((1, 4, 8), dtype=torch.long)
-    truth[0, :, :4] = 5
-    pred = truth.clone()
-    pred[0, 0, 6:] = 7
-    s = bench_realism.scores(pred, truth)
-    assert s["stray_classes"] == 1
-    assert s["present_iou"] == pytest.approx((14 / 16 + 1.0) / 2)
-    assert s["jaccard"] == pytest.approx((14 / 16 + 1.0 + 0.0) / 3, abs=1e-6)
-    assert s["foreground_iou"] == pytest.approx(16 / 18) and s["object_accuracy"] == 1.0

@@ -1,4 +1,4 @@
-"""The motion fit (`tools/fit_motion.py`) recovers known physics, and the generator reads its file."""
+"""The motion fit (`tools/fit_motion.py`, `tools/motion_*.py`) recovers known physics; the generator reads its file."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from common.errors import run_cli
-from tools import fit_motion as fm
+from tools import fit_motion as fm, motion_calibration as cal, motion_estimators as est, motion_tracks as mt
 from Data.synth.scene import (CUBE, CYLINDER, MOTION_FILE, SPHERE, RealMotion, SceneConfig,
                               load_motion, sample_scene)
 from Data.world import Camera, MotionLaw, simulate
@@ -17,18 +17,18 @@ TRUE_LAWS = {CUBE: MotionLaw(0.90, 0.004), SPHERE: MotionLaw(0.98, 0.0), CYLINDE
 SHAPE_CID = {CUBE: 5, SPHERE: 20, CYLINDER: 38}
 
 
-def _track(video: int, cid: int, pos: np.ndarray, rng: np.random.Generator, noise: float) -> fm.PlaneTrack:
+def _track(video: int, cid: int, pos: np.ndarray, rng: np.random.Generator, noise: float) -> mt.PlaneTrack:
     """A `PlaneTrack` of true plane positions (T, 2) as the masks would give it: fully in view where the
     projected centre is 15 px inside the image, image speeds of the projected centres, position noise."""
-    u, v, _ = CAM.project(np.c_[pos, np.full(len(pos), fm.PLANE_Z)])
+    u, v, _ = CAM.project(np.c_[pos, np.full(len(pos), mt.PLANE_Z)])
     full = (u > 15) & (u < CAM.width - 15) & (v > 15) & (v < CAM.height_px - 15)
     px = np.hypot(np.diff(u), np.diff(v))
     px[~(full[1:] & full[:-1])] = np.nan
     noisy = pos + rng.normal(0, noise, pos.shape)
-    return fm.PlaneTrack(video, cid, np.where(full[:, None], noisy, np.nan), px, full)
+    return mt.PlaneTrack(video, cid, np.where(full[:, None], noisy, np.nan), px, full)
 
 
-def _sliding_tracks(rng: np.random.Generator, noise: float) -> list[fm.PlaneTrack]:
+def _sliding_tracks(rng: np.random.Generator, noise: float) -> list[mt.PlaneTrack]:
     """Single discs of each shape sliding across the view from random places at random speeds."""
     tracks = []
     for video in range(10):
@@ -43,21 +43,21 @@ def _sliding_tracks(rng: np.random.Generator, noise: float) -> list[fm.PlaneTrac
 
 def test_plane_points_invert_the_camera():
     pts = np.array([[0.5, 9.0], [-2.0, 14.0], [1.5, 20.0]])
-    u, v, _ = CAM.project(np.c_[pts, np.full(3, fm.PLANE_Z)])
-    back = fm.plane_points(CAM, v - 0.5, u - 0.5)        # rows/cols with pixel centres at integers
+    u, v, _ = CAM.project(np.c_[pts, np.full(3, mt.PLANE_Z)])
+    back = mt.plane_points(CAM, v - 0.5, u - 0.5)        # rows/cols with pixel centres at integers
     assert np.allclose(back, pts, atol=1e-9)
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.005])
 def test_fit_recovers_known_drag_and_friction_per_shape(noise):
-    laws, used, _ = fm.fit_laws(_sliding_tracks(np.random.default_rng(0), noise))
+    laws, used, _ = est.fit_laws(_sliding_tracks(np.random.default_rng(0), noise))
     for shape, true in TRUE_LAWS.items():
-        assert used[shape] >= fm.MIN_PAIRS
+        assert used[shape] >= est.MIN_PAIRS
         assert abs(laws[shape].drag - true.drag) < (0.002 if noise == 0 else 0.015), (shape, laws[shape])
         assert abs(laws[shape].friction - true.friction) < (0.0005 if noise == 0 else 0.004), (shape, laws[shape])
 
 
-def _collision_tracks(restitution: float, rng: np.random.Generator) -> list[fm.PlaneTrack]:
+def _collision_tracks(restitution: float, rng: np.random.Generator) -> list[mt.PlaneTrack]:
     """Pairs of discs, one at rest and one sent at it slightly off centre, simulated with `restitution`."""
     tracks = []
     for video in range(6):
@@ -76,16 +76,16 @@ def _collision_tracks(restitution: float, rng: np.random.Generator) -> list[fm.P
 @pytest.mark.parametrize("restitution", [0.2, 0.5, 0.9])
 def test_fit_recovers_known_restitution(restitution):
     tracks = _collision_tracks(restitution, np.random.default_rng(1))
-    events = fm.collisions(tracks, {s: law for s, law in TRUE_LAWS.items()})
+    events = est.collisions(tracks, {s: law for s, law in TRUE_LAWS.items()})
     assert len(events) >= 4
-    fitted, _ = fm.fit_restitution(events, TRUE_LAWS)
+    fitted, _ = est.fit_restitution(events, TRUE_LAWS)
     assert abs(fitted - restitution) <= 0.1, fitted
 
 
 def test_uniform_range_is_unbiased_and_brackets_the_samples():
-    assert fm.uniform_range([1.0, 2.0, 3.0]) == (0.0, 4.0)
+    assert est.uniform_range([1.0, 2.0, 3.0]) == (0.0, 4.0)
     rng = np.random.default_rng(0)
-    ends = np.array([fm.uniform_range(rng.uniform(2.0, 5.0, 6)) for _ in range(4000)])
+    ends = np.array([est.uniform_range(rng.uniform(2.0, 5.0, 6)) for _ in range(4000)])
     assert np.allclose(ends.mean(0), [2.0, 5.0], atol=0.03)
 
 
@@ -135,15 +135,16 @@ def test_generated_objects_follow_the_fitted_laws():
 
 def test_aiming_calibration_rises_with_p_aimed():
     fitted = _motion_dict()
-    value, curve = fm.calibrate_aim(0.5, fitted, CAM, scenes=40)
+    value, curve = cal.calibrate_aim(0.5, fitted, CAM, scenes=40)
     hits = [h for _, h in curve]
     assert hits[-1] > hits[0] + 0.1
     assert 0.0 <= value <= 1.0
 
 
 def test_fit_reproduces_the_shipped_file(real_sample, tmp_path, capsys):
+    """Two workers for the calibrations: the shipped file was written by one, and the numbers are the same."""
     out = tmp_path / "motion.json"
-    run_cli(fm.main, ["--real_root", str(real_sample), "--out", str(out)])
+    run_cli(fm.main, ["--real_root", str(real_sample), "--out", str(out), "--workers", "2"])
     assert "law (every shape)" in capsys.readouterr().out
     fitted, shipped = json.loads(out.read_text()), _motion_dict()
     fitted.pop("source"), shipped.pop("source")
@@ -157,14 +158,14 @@ def test_fit_reproduces_the_shipped_file(real_sample, tmp_path, capsys):
 
 def test_image_ratio_is_the_median_over_moving_fully_seen_steps():
     px = np.array([10.0, 9.0, 8.1, np.nan, 1.0, 0.5])   # 10->9, 9->8.1 count; 8.1->nan and 1.0->0.5 (slow) do not
-    track = fm.PlaneTrack(0, 5, np.zeros((7, 2)), px, np.ones(7, bool))
-    ratio, n = fm.image_ratio([track])
+    track = mt.PlaneTrack(0, 5, np.zeros((7, 2)), px, np.ones(7, bool))
+    ratio, n = mt.image_ratio([track])
     assert n == 2 and ratio == pytest.approx(0.9)
 
 
 def test_drag_calibration_finds_the_drag_that_shows_a_given_image_ratio():
     fitted = _motion_dict()
-    drag, curve = fm.calibrate_drag(0.88, {**fitted, "p_aimed": {"value": 0.5}}, 0.0, CAM, scenes=15)
+    drag, curve = cal.calibrate_drag(0.88, {**fitted, "p_aimed": {"value": 0.5}}, 0.0, CAM, scenes=15)
     ratios = [r for _, r in curve]
     assert ratios[-1] > ratios[0] + 0.1             # a larger drag shows a larger image ratio
     assert abs(drag - 0.88) < 0.02                  # the generator's image ratio follows its drag

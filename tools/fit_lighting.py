@@ -20,7 +20,7 @@ right of and below their masks (`fit_object_shift`: the shift at which the twins
 the real ones best), so the object pixels are read along the rays where the objects are drawn.
 The floor shadows are fitted by `tools/fit_shadows.py`.
 
-The result is written as JSON for `Data.synth.render` to load (`render.LIGHTING_FILE`); the
+The result is written as JSON for `Data.synth.lighting` to load (`lighting.LIGHTING_FILE`); the
 printed table gives the error (rms in display levels) with which each model, and the renderer
 with the lighting file as it was, reproduce the real pixels. The file's "floor" table and
 "colours" (the objects' mean colours and the materials' mean shading) are carried over from the
@@ -43,7 +43,7 @@ from common.cli import ArgumentParser, non_negative_float, non_negative_int, pos
 from common.errors import UserInputError, run_cli
 from common.io import atomic_write
 from Data.layout import LABELED_SPLITS
-from Data.synth import render
+from Data.synth import lighting, render
 from Data.synth.scene import METAL, RUBBER, Camera
 from Data.synth.twins import FittedFrame, dilate, fit_frames, pattern_search, render_twins, silhouette
 from tools.fit_shadows import fit_shadows, shadow_error
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 ENV_ROWS, ENV_COLS = 16, 24      # metal tables: reflected height z in [-1, 1] x azimuth
 HIGHLIGHT_RADII = (2.0, 4.0, 7.0, 10.0, 14.0, 20.0)   # lamp radii tried, degrees
-
 
 
 class SurfaceSamples(NamedTuple):
@@ -86,7 +85,7 @@ def fit_object_shift(frames: list[FittedFrame], step: float = 0.2, tol: float = 
 
 
 def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9,
-                    shift: tuple[float, float] = render.OBJECT_SHIFT) -> dict[int, SurfaceSamples]:
+                    shift: tuple[float, float] = lighting.OBJECT_SHIFT) -> dict[int, SurfaceSamples]:
     """Pixels of the fitted objects with their normals, per material, the objects drawn `shift`
     (right, down, in pixels) off their masks.
 
@@ -135,8 +134,8 @@ def rms(a: np.ndarray, b: np.ndarray) -> float:
 def fit_rubber(s: SurfaceSamples, iterations: int = 30) -> tuple[dict[str, list[float]], float]:
     """Irradiance (9 SH coefficients) and sheen (5 coefficients) of rubber, and the fit's RGB rms."""
     ids, idx = _class_index(s.classes)
-    sh = render.sh9(s.normals)
-    sheen = render.sheen_basis(s.normals, s.dirs)
+    sh = lighting.sh9(s.normals)
+    sheen = lighting.sheen_basis(s.normals, s.dirs)
     alb = np.stack([s.colours[idx == k].mean(0) for k in range(len(ids))])
     y = s.colours.T.reshape(-1)
     for _ in range(iterations):
@@ -152,8 +151,9 @@ def fit_rubber(s: SurfaceSamples, iterations: int = 30) -> tuple[dict[str, list[
     return {"sh": sol[:9].round(4).tolist(), "sheen": sol[9:].round(3).tolist()}, err
 
 
-def _laplacian(rows: int, cols: int) -> np.ndarray:
-    """(G, G) graph Laplacian of the table grid; azimuth wraps around, height does not."""
+def _smoothness(rows: int, cols: int) -> np.ndarray:
+    """(G, G) quadratic form L^T L of the table grid's graph Laplacian L (azimuth wraps around,
+    height does not): the smoothness penalty of a table t is t^T L^T L t."""
     g = rows * cols
     lap = np.zeros((g, g))
     for r in range(rows):
@@ -166,7 +166,7 @@ def _laplacian(rows: int, cols: int) -> np.ndarray:
                     lap[k, k] += 1
                     lap[j, k] -= 1
                     lap[k, j] -= 1
-    return lap
+    return lap.T @ lap
 
 
 def fit_metal(s: SurfaceSamples, smooth: float = 30.0, iterations: int = 15, highlights: int = 3
@@ -181,28 +181,28 @@ def fit_metal(s: SurfaceSamples, smooth: float = 30.0, iterations: int = 15, hig
     if not highlights:
         tables, err = _fit_metal_tables(s, smooth, iterations)
         return tables | {"highlights": []}, err
-    r = render.reflect(s.dirs, s.normals)
+    r = lighting.reflect(s.dirs, s.normals)
     lamps = fit_highlights(r, table_residual(s, smooth, iterations), highlights)
-    lobes = render.highlight_light(r, render.renderer_highlights(lamps))
+    lobes = lighting.highlight_light(r, lighting.renderer_highlights(lamps))
     tables, _ = _fit_metal_tables(s._replace(colours=s.colours - lobes[:, None]), smooth, iterations)
     return tables | {"highlights": lamps}, metal_error(s, tables | {"highlights": lamps})
 
 
 def metal_error(s: SurfaceSamples, metal: dict) -> float:
     """RGB rms of the metal lighting `metal` (a lighting file's "metal" entry) on the samples."""
-    return _albedo_rms(s, *render.metal_shading(render.reflect(s.dirs, s.normals), metal,
-                                                render.renderer_highlights(metal["highlights"])))
+    return _albedo_rms(s, *lighting.metal_shading(lighting.reflect(s.dirs, s.normals), metal,
+                                                lighting.renderer_highlights(metal["highlights"])))
 
 
 def fit_highlights(r: np.ndarray, residual: np.ndarray, n_lamps: int, az_step: float = 4.0,
                    el_step: float = 5.0) -> list[dict[str, float]]:
-    """Lamps whose mirror images (`render.highlight_lobe`) best explain the grey `residual` (N,) of
+    """Lamps whose mirror images (`lighting.highlight_lobe`) best explain the grey `residual` (N,) of
     metal pixels with reflected directions r (N, 3): picked one at a time from a grid of directions
     and `HIGHLIGHT_RADII`, each pick the one that lowers the least-squares error most with the
     earlier picks refitted; strengths by least squares at the end, none negative."""
     az, el = np.meshgrid(np.arange(-180.0, 180.0, az_step), np.arange(el_step, 90.0, el_step))
     grid = [(float(a), float(e)) for a, e in zip(az.ravel(), el.ravel())]
-    cos = r @ np.stack([render.lamp_direction(a, e) for a, e in grid]).T                       # (N, M)
+    cos = r @ np.stack([lighting.lamp_direction(a, e) for a, e in grid]).T                       # (N, M)
     angle = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).astype(np.float32)
     basis = np.zeros((len(r), 0), dtype=np.float32)         # orthonormal span of the picked lobes
     rest = residual.astype(np.float32)
@@ -221,13 +221,13 @@ def fit_highlights(r: np.ndarray, residual: np.ndarray, n_lamps: int, az_step: f
         if best[1] is None:
             break
         a, e, radius = best[1]
-        col = render.highlight_lobe(r, render.lamp_direction(a, e), radius).astype(np.float32)
+        col = lighting.highlight_lobe(r, lighting.lamp_direction(a, e), radius).astype(np.float32)
         col -= basis @ (basis.T @ col)
         col /= np.linalg.norm(col)
         basis = np.concatenate([basis, col[:, None]], 1)
         rest -= col * (col @ rest)
         picked.append(best[1])
-    strength = highlight_strengths(r, residual, [(render.lamp_direction(a, e), n) for a, e, n in picked])
+    strength = highlight_strengths(r, residual, [(lighting.lamp_direction(a, e), n) for a, e, n in picked])
     return [{"azimuth_deg": a, "elevation_deg": e, "radius_deg": n, "strength": round(float(k), 1)}
             for (a, e, n), k in zip(picked, strength) if k > 0]
 
@@ -236,14 +236,14 @@ def highlight_strengths(r: np.ndarray, residual: np.ndarray, lamps: list[tuple[n
     """Least-squares strengths (none negative) of lamps (direction, radius) explaining `residual`."""
     if not lamps:
         return np.zeros(0)
-    design = np.stack([render.highlight_lobe(r, ldir, radius) for ldir, radius in lamps], 1)
+    design = np.stack([lighting.highlight_lobe(r, ldir, radius) for ldir, radius in lamps], 1)
     return np.clip(np.linalg.lstsq(design, residual, rcond=None)[0], 0, None)
 
 
 def table_residual(s: SurfaceSamples, smooth: float = 30.0, iterations: int = 15) -> np.ndarray:
     """(N,) grey residual of metal pixels after the smooth tables alone: what highlights must explain."""
     tables, _ = _fit_metal_tables(s, smooth, iterations)
-    factor, white = render.metal_shading(render.reflect(s.dirs, s.normals), tables, [])
+    factor, white = lighting.metal_shading(lighting.reflect(s.dirs, s.normals), tables, [])
     return (s.colours - _albedo_model(s, factor, white)).mean(1)
 
 
@@ -261,7 +261,7 @@ def calibrate_highlights(frames: list[FittedFrame], metal: dict, smooth: float =
     spots a pixel off count twice), but the twins' brightest metal pixels reach what the real
     ones do.
     """
-    lamps = [(ldir, radius) for ldir, radius, _ in render.renderer_highlights(metal["highlights"])]
+    lamps = [(ldir, radius) for ldir, radius, _ in lighting.renderer_highlights(metal["highlights"])]
     target = np.array([h["strength"] for h in metal["highlights"]], dtype=np.float64)
     if not lamps:
         return metal, []
@@ -270,7 +270,7 @@ def calibrate_highlights(frames: list[FittedFrame], metal: dict, smooth: float =
     for _ in range(rounds):
         images, _ = render_twins(frames, renderer, highlights=[(d, n, k) for (d, n), k in zip(lamps, trial)])
         s = surface_samples([frame._replace(image=image) for frame, image in zip(frames, images)])[METAL]
-        measured = highlight_strengths(render.reflect(s.dirs, s.normals), table_residual(s, smooth), lamps)
+        measured = highlight_strengths(lighting.reflect(s.dirs, s.normals), table_residual(s, smooth), lamps)
         trial = trial * target / np.maximum(measured, 1e-3 * target)
     highlights = [h | {"strength": round(float(k), 1)} for h, k in zip(metal["highlights"], trial)]
     return metal | {"highlights": highlights}, (trial / target).round(2).tolist()
@@ -290,10 +290,10 @@ def _albedo_rms(s: SurfaceSamples, factor: np.ndarray, white: np.ndarray) -> flo
 def _fit_metal_tables(s: SurfaceSamples, smooth: float, iterations: int) -> tuple[dict[str, object], float]:
     """env and white tables of colour = albedo * env(r) + white(r), and their RGB rms."""
     ids, idx = _class_index(s.classes)
-    refl = render.reflect(s.dirs, s.normals)
-    cells, weights = render.env_cells(refl, ENV_ROWS, ENV_COLS)          # (N, 4) each
+    refl = lighting.reflect(s.dirs, s.normals)
+    cells, weights = lighting.env_cells(refl, ENV_ROWS, ENV_COLS)          # (N, 4) each
     g = ENV_ROWS * ENV_COLS
-    lap = _laplacian(ENV_ROWS, ENV_COLS)
+    smoothness = _smoothness(ENV_ROWS, ENV_COLS)
     alb = np.stack([s.colours[idx == k].mean(0) for k in range(len(ids))])
     # Each pixel's row of the design touches 4 env and 4 white cells: the normal equations are
     # sums over the 16 (cell, cell) pairs of every pixel, accumulated with bincount.
@@ -312,8 +312,8 @@ def _fit_metal_tables(s: SurfaceSamples, smooth: float, iterations: int) -> tupl
         m = np.block([[gram((a * a).sum(1)), ea], [ea.T, gram(np.full(len(a), 3.0))]])
         rhs = np.concatenate([cell_sum((a * s.colours).sum(1)), cell_sum(s.colours.sum(1))])
         scale = (a * a).sum(1).mean()
-        m[:g, :g] += smooth * scale * (lap.T @ lap) + 1e-3 * scale * np.eye(g)
-        m[g:, g:] += smooth * 3 * (lap.T @ lap) + 1e-3 * np.eye(g)
+        m[:g, :g] += smooth * scale * smoothness + 1e-3 * scale * np.eye(g)
+        m[g:, g:] += smooth * 3 * smoothness + 1e-3 * np.eye(g)
         sol = np.linalg.solve(m, rhs)
         env, white = sol[:g], sol[g:]
         shading = (weights * env[cells]).sum(1)
@@ -329,10 +329,9 @@ def _fit_metal_tables(s: SurfaceSamples, smooth: float, iterations: int) -> tupl
             "white": white.round(1).tolist()}, err
 
 
-
 def renderer_error(s: SurfaceSamples, material: int) -> float:
     """RGB rms of the renderer's own shading on the real pixels, each class's albedo refitted."""
-    return _albedo_rms(s, *render.shading_terms(material, s.dirs, s.normals))
+    return _albedo_rms(s, *lighting.shading_terms(material, s.dirs, s.normals))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="root of real labelled videos (e.g. ../shared/real_sample)")
     parser.add_argument("--split", default="train", choices=LABELED_SPLITS,
                         help="split of --real_root holding mask.npy (default: train)")
-    parser.add_argument("--out", type=Path, default=render.LIGHTING_FILE,
-                        help=f"JSON file to write (default: {render.LIGHTING_FILE.name} beside the renderer)")
+    parser.add_argument("--out", type=Path, default=lighting.LIGHTING_FILE,
+                        help=f"JSON file to write (default: {lighting.LIGHTING_FILE.name} beside the lighting module)")
     parser.add_argument("--limit", type=positive_int, default=None, help="read at most this many videos (default: all)")
     parser.add_argument("--smooth", type=non_negative_float, default=30.0,
                         help="weight of the smoothness penalty on the metal tables (default: 30)")
@@ -372,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rubber, rubber_err = fit_rubber(samples[RUBBER])
     metal, metal_err = fit_metal(samples[METAL], smooth=args.smooth, highlights=args.highlights)
     metal, scales = calibrate_highlights(frames, metal, smooth=args.smooth)
-    previous = json.loads(render.LIGHTING_FILE.read_text())
+    previous = json.loads(lighting.LIGHTING_FILE.read_text())
     if args.keep_shadows:
         shadows = previous["shadows"]
         shadow_before = shadow_after = shadow_error(frames, render.Renderer(noise=0.0))
@@ -390,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> None:
              if scales else "none"),
             ("floor frames", f"{len(frames)}", f"rms renderer {shadow_before:.2f}, fitted model {shadow_after:.2f}"),
             ("object shift", f"{len(frames)}", f"objects drawn {shift[0]:.2f} px right, {shift[1]:.2f} px down of their "
-             f"masks (renderer: {render.OBJECT_SHIFT[0]:.2f}, {render.OBJECT_SHIFT[1]:.2f}): "
+             f"masks (renderer: {lighting.OBJECT_SHIFT[0]:.2f}, {lighting.OBJECT_SHIFT[1]:.2f}): "
              f"twins' edge rms {edge_before:.2f} unshifted, {edge_after:.2f} shifted")]
     for row in rows:
         print(f"{row[0]:<16}{row[1]:>8}  {row[2]}")

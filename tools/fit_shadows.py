@@ -12,7 +12,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from common.progress import tqdm
-from Data.synth import render
+from Data.synth import lighting, render
 from Data.synth.twins import FittedFrame, dilate
 
 
@@ -65,7 +65,7 @@ class ShadowBasis:
     def lamp(self, azimuth: float, elevation: float, blur: int, spread_deg: float = 0.0) -> _Sparse:
         key = (round(azimuth % 360, 3), round(elevation, 3), int(blur), round(spread_deg, 3))
         if key not in self._cache:
-            ldir = render.lamp_direction(azimuth, elevation)
+            ldir = lighting.lamp_direction(azimuth, elevation)
             self._cache[key] = self._sparse([self.renderer.lamp_shadow(scene, 0, ldir, int(blur), spread_deg)
                                              for scene in self.scenes])
         return self._cache[key]
@@ -168,5 +168,5 @@ def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
                          "spread_deg": round(float(lamps[i][3]), 2)}
                         for i in order if strengths[i] > 0],
               "contact": round(float(strengths[-1]), 3)}
-    return fitted, shadow_error(frames, renderer), shadow_error(frames, renderer, render.renderer_shadows(fitted))
+    return fitted, shadow_error(frames, renderer), shadow_error(frames, renderer, lighting.renderer_shadows(fitted))
 

@@ -50,35 +50,64 @@ class SceneObject:
     def name(self) -> str:
         return f"{COLOURS[self.colour]} {MATERIALS[self.material]} {SHAPES[self.shape]}"
 
-    def corners(self, t: int) -> np.ndarray:
-        """(8, 3) corners of a box that holds the object at frame t."""
+    def corners(self, t: int | None = None) -> np.ndarray:
+        """(8, 3) corners of a box that holds the object at frame t; (T, 8, 3), one per frame, without t."""
         r = self.size * (math.sqrt(2.0) if self.shape == CUBE else 1.0)
-        x, y = self.pos[t]
-        return np.array([[x + sx * r, y + sy * r, z] for sx in (-1, 1) for sy in (-1, 1)
-                         for z in (0.0, 2 * self.size)])
+        pos = self.pos if t is None else self.pos[t][None]
+        out = np.empty((len(pos), 8, 3))
+        out[..., :2] = pos[:, None, :] + _CORNER_SIGNS * r
+        out[..., 2] = _CORNER_TOP * (2 * self.size)
+        return out if t is None else out[0]
+
+    def screen_boxes(self, camera: Camera) -> np.ndarray:
+        """(T, 4) image boxes (u0, v0, u1, v1) of the object at every frame, NaN where it is behind the camera."""
+        u, v, depth = camera.project(self.corners())
+        boxes = np.stack([u.min(1), v.min(1), u.max(1), v.max(1)], axis=1)
+        boxes[depth.min(1) < _MIN_DEPTH] = np.nan
+        return boxes
 
     def screen_box(self, camera: Camera, t: int) -> tuple[float, float, float, float] | None:
         """(u0, v0, u1, v1) image box of the object at frame t, None when it is behind the camera."""
         u, v, depth = camera.project(self.corners(t))
-        if depth.min() < 0.3:
+        if depth.min() < _MIN_DEPTH:
             return None
         return float(u.min()), float(v.min()), float(u.max()), float(v.max())
 
-    def in_view(self, camera: Camera, t: int, margin: float = 0.0) -> bool:
-        """True when the object's image box overlaps the image by more than `margin` pixels."""
+    def in_view(self, camera: Camera, t: int | None = None, margin: float = 0.0) -> bool | np.ndarray:
+        """True when the object's image box overlaps the image by more than `margin` pixels (at frame
+        t; without t, a (T,) bool array over the frames)."""
+        if t is None:
+            return _overlaps(self.screen_boxes(camera).T, camera, margin)     # NaN boxes compare False
         box = self.screen_box(camera, t)
-        if box is None:
-            return False
-        u0, v0, u1, v1 = box
-        return (u1 > margin and u0 < camera.width - margin and v1 > margin
-                and v0 < camera.height_px - margin)
+        return box is not None and bool(_overlaps(box, camera, margin))
 
-    def fully_in_view(self, camera: Camera, t: int) -> bool:
+    def fully_in_view(self, camera: Camera, t: int | None = None) -> bool | np.ndarray:
         """True when the object's image box at frame t lies inside the image with a pixel to spare
-        (what a mask's 'fully in view', no border pixel, means)."""
+        (what a mask's 'fully in view', no border pixel, means); without t, a (T,) bool array."""
+        if t is None:
+            return _inside(self.screen_boxes(camera).T, camera)
         box = self.screen_box(camera, t)
-        return (box is not None and box[0] > 1 and box[1] > 1 and box[2] < camera.width - 1
-                and box[3] < camera.height_px - 1)
+        return box is not None and bool(_inside(box, camera))
+
+
+_MIN_DEPTH = 0.3      # a box corner nearer the camera plane than this: the object counts as behind it
+
+
+def _overlaps(box, camera: Camera, margin: float):
+    """Whether image boxes (u0, v0, u1, v1), floats or arrays, overlap the image by more than `margin`."""
+    u0, v0, u1, v1 = box
+    return (u1 > margin) & (u0 < camera.width - margin) & (v1 > margin) & (v0 < camera.height_px - margin)
+
+
+def _inside(box, camera: Camera):
+    """Whether image boxes (u0, v0, u1, v1), floats or arrays, lie inside the image with a pixel to spare."""
+    u0, v0, u1, v1 = box
+    return (u0 > 1) & (v0 > 1) & (u1 < camera.width - 1) & (v1 < camera.height_px - 1)
+
+
+# The corners `SceneObject.corners` lists: x and y signs, and bottom (0) or top (1) of the box.
+_CORNER_SIGNS = np.array([(sx, sy) for sx in (-1, 1) for sy in (-1, 1) for _ in (0, 1)], dtype=np.float64)
+_CORNER_TOP = np.array([0.0, 1.0] * 4)
 
 
 @dataclass
@@ -151,7 +180,7 @@ def sample_scene(rng: np.random.Generator, camera: Camera | None = None,
     scene = None
     for _ in range(max_tries):
         scene = _sample_once(rng, camera, config, num_frames)
-        seen = np.array([[o.in_view(camera, t, margin=4) for o in scene.objects] for t in range(num_frames)])
+        seen = np.stack([o.in_view(camera, margin=4) for o in scene.objects], axis=1)   # (T, objects)
         # Every frame shows an object and every object shows up at some point, as in the real videos.
         if seen.any(axis=1).all() and seen.any(axis=0).all():
             return scene
@@ -235,7 +264,7 @@ def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion
     """
     r = cfg.size
     law = motion.laws[shape]
-    probe = SceneObject(shape, RUBBER, 0, r, np.zeros((1, 2)), np.zeros(1))
+    walk = np.arange(0.0, 30.0, 0.1)
     for _ in range(100):
         aimed = bool(targets) and rng.random() < motion.p_aimed
         target = camera.floor_point(np.array(rng.uniform(40, camera.width - 40)),
@@ -248,18 +277,15 @@ def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion
              np.array([math.sin(a) * 0.7, -math.cos(a)])][edge]
         d = d / np.linalg.norm(d)
         # Walk back from the target until the object is no longer entirely in the image.
-        boundary = None
-        for s in np.arange(0.0, 30.0, 0.1):
-            probe.pos[0] = target - s * d
-            if not probe.fully_in_view(camera, 0):
-                boundary = s
-                break
-        if boundary is None or boundary == 0.0:
+        path = SceneObject(shape, RUBBER, 0, r, target - walk[:, None] * d, np.zeros(len(walk)))
+        out = np.flatnonzero(~path.fully_in_view(camera))
+        if not out.size or out[0] == 0:
             continue
+        boundary = walk[out[0]]
         t_enter = int(round(rng.uniform(*motion.entering_frame)))
         v_start = motion.start_speed(shape, rng.uniform(*motion.entering_speed), t_enter)
         start = target - (boundary + law.travel(v_start, t_enter)) * d
-        probe.pos[0] = start
+        probe = SceneObject(shape, RUBBER, 0, r, start[None], np.zeros(1))
         if _free(start, placed, r * 1.3, 0.15) and not probe.fully_in_view(camera, 0):
             return start, v_start * d
     return start, v_start * d

@@ -18,7 +18,7 @@ from common.errors import UserInputError
 from common.progress import tqdm
 from Data.layout import class_attributes
 from Data.reading import SplitReader
-from Data.synth import render
+from Data.synth import lighting, render
 from Data.synth.scene import CUBE, Camera, Scene, SceneConfig, SceneObject
 
 
@@ -142,7 +142,7 @@ def fit_frames(root: Path, split: str = "train", limit: int | None = None, min_p
 
 
 def render_twins(frames: list[FittedFrame], renderer: render.Renderer | None = None,
-                 seed: int = 0, highlights: render.Highlights | None = None
+                 seed: int = 0, highlights: lighting.Highlights | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The generator's rendering of each re-posed real frame: (N, H, W, 3) uint8 images and
     (N, H, W) uint8 masks. A real frame and its twin show the same objects in the same places,
