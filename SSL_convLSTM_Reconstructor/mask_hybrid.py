@@ -24,9 +24,6 @@ from torch import nn
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES
 from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
 
-_CONFIG_KEYS = ("embed_dim", "hid_s", "hid_t", "n_s", "n_t", "in_frames", "num_classes", "mlp_ratio")
-
-
 class MaskHybrid(nn.Module):
     """``forward(masks (B, in_frames, H, W), physics (B, H, W)) -> logits (B, num_classes, H, W)``.
 
@@ -45,13 +42,8 @@ class MaskHybrid(nn.Module):
         self.config = {**self.net.config, "in_frames": in_frames}
         self.in_frames, self.num_classes = in_frames, num_classes
 
-    @classmethod
-    def from_config(cls, config: dict) -> "MaskHybrid":
-        """Rebuild a model from its ``config`` dict (unknown keys raise ValueError)."""
-        unknown = set(config) - set(_CONFIG_KEYS)
-        if unknown:
-            raise ValueError(f"MaskHybrid.from_config: unknown keys {sorted(unknown)}")
-        return cls(**config)
+    # The same constructor arguments as MaskSimVP's, so the same rebuild (unknown keys raise ValueError).
+    from_config = MaskSimVP.__dict__["from_config"]
 
     def forward(self, masks: torch.Tensor, physics: torch.Tensor) -> torch.Tensor:
         if not isinstance(physics, torch.Tensor) or physics.dim() != 3:

@@ -185,7 +185,7 @@ class MaskSimVP(nn.Module):
         """Rebuild a model from its ``config`` dict (unknown keys raise ValueError)."""
         unknown = set(config) - set(_CONFIG_KEYS)
         if unknown:
-            raise ValueError(f"MaskSimVP.from_config: unknown keys {sorted(unknown)}")
+            raise ValueError(f"{cls.__name__}.from_config: unknown keys {sorted(unknown)}")
         return cls(**config)
 
     def _check_input(self, masks: torch.Tensor) -> torch.Tensor:
