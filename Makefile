@@ -6,6 +6,7 @@ DATA ?= Data
 PRESET ?= tiny
 WORKERS ?= 2
 SEED ?= 0
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)   # pytest worker processes (pytest-xdist)
 
 .PHONY: help venv test demo data cache check bench clean
 
@@ -21,8 +22,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed  ## create .venv with the pinned requirements and the repo installed editable
 
-test: venv  ## run the test suite (what CI runs)
-	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+test: venv  ## run the test suite (what CI runs), one worker per core
+	$(PY) -m pytest -q -n $(TEST_JOBS) tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 data: venv  ## generate the synthetic dataset (PRESET=tiny|small|full) into DATA
 	$(PY) Data/generate.py --root_dir $(DATA) --preset $(PRESET) --workers $(WORKERS)

@@ -31,7 +31,7 @@ from Data.layout import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_FRAME, WIDT
 from Data.reading import DatasetError, SplitReader, fingerprint, preprocess_frames
 from common.checkpoint import resolve_checkpoint
 from models import TRAIN_COMMANDS, load_segmenter
-from Unets.segmentation import segment
+from Unets.segmentation import add_precision_arg, segment
 
 log = logging.getLogger("pseudo_labels")
 MODEL_FRAMES = [*range(NUM_INPUT_FRAMES), TARGET_FRAME]   # what a one-jump mask predictor reads
@@ -52,29 +52,32 @@ def label_dir(root: Path, split: str) -> Path:
 
 def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequence[int] = range(NUM_FRAMES),
                        batch_size: int | None = None, device: str = "auto", progress: bool = True,
-                       workers: int = 0) -> Path:
+                       workers: int = 0, precision: str = "fp32") -> Path:
     """Fill (or finish) the split's pseudo-label array; returns its folder.
 
     `batch_size`: frames per U-Net call (default: the device's, `Unets.segmentation.segment_batch`);
-    `workers`: 0, this process with a reading thread, else worker processes (`common.parallel`).
+    `workers`: 0, this process with a reading thread, else worker processes (`common.parallel`);
+    `precision`: the U-Net's arithmetic (`Unets.segmentation.for_inference`); labels of another
+    precision are rebuilt.
     """
     ckpt_path = resolve_checkpoint(checkpoint, TRAIN_COMMANDS["unet"])
     reader = SplitReader(root, split)
     if reader.num_frames < NUM_FRAMES:
         raise DatasetError(f"{root / split}: has {reader.num_frames} frames per video; pseudo-labels need 22")
     out = label_dir(root, split)
-    want = {"unet_sha1": file_sha1(ckpt_path), "video_ids": reader.video_ids, "frames": sorted(set(frames)),
+    want = {"unet_sha1": file_sha1(ckpt_path), "precision": precision, "video_ids": reader.video_ids, "frames": sorted(set(frames)),
             "source": fingerprint(reader.videos, split)}
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
     # Labels of more frames than asked serve as well; another U-Net or changed videos do not.
     fresh = (manifest is not None and set(want["frames"]) <= set(manifest.get("frames", []))
-             and all(manifest.get(k) == want[k] for k in ("unet_sha1", "video_ids", "source")))
+             and all(manifest.get(k, "fp32" if k == "precision" else None) == want[k]
+                     for k in ("unet_sha1", "precision", "video_ids", "source")))
     if fresh:
         want["frames"] = manifest["frames"]
     else:
         if manifest is not None:
-            log.info("%s: the U-Net, the videos or the frames asked for changed; pseudo-labels are rebuilt", out)
+            log.info("%s: the U-Net, its precision, the videos or the frames asked for changed; pseudo-labels are rebuilt", out)
         shutil.rmtree(out, ignore_errors=True)
         try:
             out.mkdir(parents=True)
@@ -89,7 +92,7 @@ def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequenc
     if len(todo) == 0:
         return out
     device = pick_device(device)
-    model = load_segmenter(ckpt_path, device)
+    model = load_segmenter(ckpt_path, device, precision)
     frame_ids = want["frames"]
     label = partial(_label_videos, model, batch_size, len(frame_ids))
     batches, total = map_batches(label, _VideoFrames(reader, todo, frame_ids), VIDEOS_PER_CHUNK,
@@ -187,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="0: this process labels while a thread reads; N: on a CPU, N processes each label "
                              "on one thread (faster on a loaded machine), on a GPU N processes read (default: 0)")
     add_device_arg(parser)
+    add_precision_arg(parser)
     return parser
 
 
@@ -194,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     for split in args.splits:
         out = make_pseudo_labels(args.root_dir, split, args.saved_seg_model_dir, args.frames, args.batch_size,
-                                 args.device, workers=args.workers)
+                                 args.device, workers=args.workers, precision=args.precision)
         log.info("%s pseudo-labels ready in %s", split, out)
 
 

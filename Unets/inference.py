@@ -33,6 +33,7 @@ from Data.datasets import ForecastVideos
 from Data.layout import NUM_CLASSES
 from models import load_segmenter
 from predictors import REGISTRY, Batch, Predictor, choosable, mask_predictors, references
+from Unets.segmentation import add_precision_arg
 
 log = logging.getLogger("inference")
 
@@ -113,6 +114,7 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
                              "forecast whole batches on one thread (faster on a loaded machine), on a GPU N "
                              "processes read (default: 0)")
     add_device_arg(parser)
+    add_precision_arg(parser)
     parser.add_argument("--no_cache", action="store_true", help="read PNGs even when a frame cache exists")
     # Only a preset's fixed values: a None here would override the --split/--predictor defaults.
     parser.set_defaults(**{k: v for k, v in (("split", split), ("predictor", predictor)) if v is not None})
@@ -136,7 +138,7 @@ def row_names(args: argparse.Namespace, true_masks: bool) -> list[str]:
 def build_forecaster(args: argparse.Namespace, names: Sequence[str], true_masks: bool) -> Forecaster:
     """Load what the rows need, and nothing else (from true masks: no U-Net at all)."""
     device = pick_device(args.device)
-    segmenter = None if true_masks else load_segmenter(args.saved_seg_model_dir, device)
+    segmenter = None if true_masks else load_segmenter(args.saved_seg_model_dir, device, args.precision)
     predictors = {name: REGISTRY[name]() for name in names}
     for name in sorted(names, key=list(REGISTRY).index):     # files load in registry order
         predictors[name].load(args, device)

@@ -73,15 +73,24 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, in_channels, H, W) floats in [0, 1] -> logits (B, num_classes, H, W)
         (for the factorized head, normalized log-probabilities)."""
+        return self.outc(self.features(x))
+
+    def classes(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) int64 class ids: `forward(x).argmax(1)`, without composing the class scores."""
+        return self.outc.classes(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The decoder's last feature map, which the head reads."""
         if x.dim() != 4:
             raise ValueError(f"expected a (B, C, H, W) batch, got shape {tuple(x.shape)}")
         if min(x.shape[-2:]) < 2 ** self.depth:
             raise ValueError(f"input {tuple(x.shape[-2:])} is too small for depth {self.depth}: "
                              f"each side needs at least {2 ** self.depth} pixels")
-        skips = [self.inc(x)]
+        # A `for_inference` copy may run in bfloat16: the frames take its weights' dtype.
+        skips = [self.inc(x.to(self.inc.double_conv[0].weight.dtype))]
         for down in self.downs:
             skips.append(down(skips[-1]))
         x = skips.pop()
         for up in self.ups:
             x = up(x, skips.pop())
-        return self.outc(x)
+        return x

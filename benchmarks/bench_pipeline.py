@@ -135,11 +135,11 @@ def step_cache(root: Path, splits: list[str]) -> dict:
     return {split: timed(lambda: build_split_cache(root, split, progress=False)) for split in splits}
 
 
-def step_pseudo_labels(root: Path, checkpoint: Path, frames: str) -> dict:
+def step_pseudo_labels(root: Path, checkpoint: Path, frames: str, precision: str = "fp32") -> dict:
     from SSL_convLSTM_Reconstructor.pseudo_labels import make_pseudo_labels, parse_frames
     shutil.rmtree(root / "pseudo_labels", ignore_errors=True)
     return {"seconds": timed(lambda: make_pseudo_labels(root, "unlabeled", checkpoint, parse_frames(frames),
-                                                        progress=False))}
+                                                        progress=False, precision=precision))}
 
 
 def step_fit(root: Path, out_dir: Path) -> dict:
@@ -176,7 +176,7 @@ def step_segment(root: Path, checkpoint: Path, frames: int, reps: int, threads: 
     import torch
     from Data.reading import SplitReader, preprocess_frames
     from models import load_segmenter
-    from Unets.segmentation import segment, segment_batch
+    from Unets.segmentation import for_inference, segment, segment_batch
 
     torch.set_num_threads(threads)
     model = load_segmenter(checkpoint, torch.device("cpu"))
@@ -192,7 +192,9 @@ def step_segment(root: Path, checkpoint: Path, frames: int, reps: int, threads: 
 
     candidates = {**{f"raw {b}": (lambda b=b: raw(b)) for b in SEGMENT_BATCHES},
                   "former segment": lambda: raw(32, lambda logits: logits.argmax(1).to(torch.uint8)),
-                  "segment": lambda: segment(model, images)}
+                  "segment": lambda: segment(model, images),
+                  **{f"segment {p}": (lambda fast=for_inference(model, p): segment(fast, images))
+                     for p in ("fp32", "bf16")}}
     best: dict[str, float] = {}
     for _ in range(reps):
         for name, fn in candidates.items():
@@ -278,11 +280,17 @@ def run_steps(args: argparse.Namespace, sample: Path, counts: dict[str, int], wo
                                     [*predictors["mask_extrapolation"], "--workers", workers], work / "out_w", cache)
                 table.add(f"hidden submission, mask_extrapolation, PNGs, --workers {workers}", res, use,
                           {"hidden": counts["hidden"]}, fixed=res.get("fixed", 0.0))
+                res, use = in_child(step_inference, sample, "mask_extrapolation",
+                                    [*predictors["mask_extrapolation"], "--precision", "bf16"], work / "out_b", cache)
+                table.add("hidden submission, mask_extrapolation, PNGs, --precision bf16", res, use,
+                          {"hidden": counts["hidden"]}, fixed=res.get("fixed", 0.0))
         if "unlabeled" in counts:
-            for frames in ("all", "model"):
-                res, use = in_child(step_pseudo_labels, sample, ckpt, frames)
-                table.add(f"pseudo-labels --frames {frames}, unlabeled, {source}", res, use,
-                          {"unlabeled": counts["unlabeled"]})
+            for frames, precision in (("all", "fp32"), ("model", "fp32"), ("model", "bf16")):
+                if precision == "bf16" and cache:
+                    continue
+                res, use = in_child(step_pseudo_labels, sample, ckpt, frames, precision)
+                table.add(f"pseudo-labels --frames {frames}{' --precision bf16' if precision == 'bf16' else ''}, "
+                          f"unlabeled, {source}", res, use, {"unlabeled": counts["unlabeled"]})
 
 
 def generator_ids(videos: int) -> dict[str, list[int]]:
@@ -296,7 +304,10 @@ def print_segment(result: dict, usage: Usage) -> None:
         return
     fps = result["frames_per_s"]
     best_raw, best_name = max((v, k) for k, v in fps.items() if k.startswith("raw"))
-    labels = {"segment": f"segment() (batch {result['default_batch']}, max(1).indices, uint8)",
+    batch = result["default_batch"]
+    labels = {"segment": f"segment() (batch {batch}, U-Net.classes, uint8) of the model as trained",
+              "segment fp32": f"segment() (batch {batch}) of for_inference(model): BatchNorm folded, channels_last",
+              "segment bf16": f"segment() (batch {batch}) of for_inference(model, 'bf16'): and bfloat16 (--precision bf16)",
               "former segment": "former segment (batch 32, argmax(1), uint8)"}
     print(f"\nU-Net on {result['frames']} frames, {result['threads']} torch thread(s), best of interleaved "
           f"repeats (peak {usage.peak_mb:.0f} MB):")
@@ -305,7 +316,9 @@ def print_segment(result: dict, usage: Usage) -> None:
         label = labels.get(name, f"model forward only, batch {name.split()[-1]}")
         print(f"| {label} | {value:.1f} | {value / best_raw:.2f} |")
     print(f"segment / best raw forward ({best_name}): {fps['segment'] / best_raw:.2f}; "
-          f"segment / former segment: {fps['segment'] / fps['former segment']:.2f}")
+          f"segment / former segment: {fps['segment'] / fps['former segment']:.2f}; "
+          f"for_inference fp32 / bf16 over the model as trained: {fps['segment fp32'] / fps['segment']:.2f} / "
+          f"{fps['segment bf16'] / fps['segment']:.2f}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, load_p
 from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
 from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
 from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
+from Unets.segmentation import for_inference
 from Unets.unet_model import UNet
 
 MODEL_CLASSES: dict[str, type[nn.Module]] = {cls.KIND: cls for cls in (UNet, Reconstructor, MaskSimVP, MaskHybrid)}
@@ -46,14 +47,18 @@ def load_model(path: Path | str, kind: str | None = None, device: torch.device |
     return rebuild_model(ckpt, MODEL_CLASSES[found], path).to(device)
 
 
-def load_segmenter(path: Path | str, device: torch.device | str = "cpu") -> nn.Module:
-    """A U-Net that reads RGB frames and outputs this task's classes."""
+def load_segmenter(path: Path | str, device: torch.device | str = "cpu", precision: str | None = None) -> nn.Module:
+    """A U-Net that reads RGB frames and outputs this task's classes.
+
+    `precision` ("fp32" or "bf16"): a copy for segmenting only (`Unets.segmentation.for_inference`);
+    None: the model as trained.
+    """
     model = load_model(path, "unet", device)
     cfg = model.config
     if cfg.get("num_classes") != NUM_CLASSES or cfg.get("in_channels") != 3:
         raise UserInputError(f"{resolve_checkpoint(path)}: U-Net has {cfg.get('in_channels')} input channels and "
                              f"{cfg.get('num_classes')} classes; this task needs 3 and {NUM_CLASSES}")
-    return model
+    return model if precision is None else for_inference(model, precision)
 
 
 def load_extrapolation(path: Path | str) -> ExtrapolationParams:

@@ -26,7 +26,7 @@ class ReconstructorChain(Predictor):
         self.model = load_model(recon_path, "reconstructor", device)
         self.device = device
         # The predicted frames may be read by a U-Net fine-tuned on them (train.py --finetune_recon).
-        self.chain_segmenter = load_segmenter(chain_path, device) if chain_path else None
+        self.chain_segmenter = load_segmenter(chain_path, device, args.precision) if chain_path else None
 
     def predict(self, batch: Batch) -> torch.Tensor:
         frames = self.model.predict_last_frame(batch.frames.to(self.device))

@@ -1,6 +1,7 @@
 """Shared fixtures: small data roots written by the tests themselves."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,14 @@ from Data.layout import FRAMES_PER_SPLIT, HEIGHT, ID_RANGES, LABELED_SPLITS, WID
 def pytest_configure(config) -> None:
     # `pytest -m "not slow"`: the quick loop while editing; `make test` runs everything.
     config.addinivalue_line("markers", "slow: trains models or runs a whole pipeline (seconds to minutes)")
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        # `make test` runs one pytest worker per core: each worker, and every script it starts,
+        # gets its share of the cores, or the workers' torch threads fight over them.
+        import torch
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 def fake_video(k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

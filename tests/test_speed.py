@@ -1,5 +1,6 @@
 """The fast paths give the same bytes as the plain ones: segment's batch and threads, worker
 processes for forecasting and pseudo-labels, the reading thread; and the benchmark's projection."""
+import json
 import threading
 
 import numpy as np
@@ -14,7 +15,7 @@ from Data.datasets import ForecastVideos
 from Data.reading import SplitReader, preprocess_frames
 from SSL_convLSTM_Reconstructor.pseudo_labels import MODEL_FRAMES, load_pseudo_labels, make_pseudo_labels
 from Unets.inference import build_parser, load_segmenter, run
-from Unets.segmentation import SEGMENT_BATCH, segment, segment_batch
+from Unets.segmentation import SEGMENT_BATCH, for_inference, segment, segment_batch
 from Unets.unet_model import UNet
 
 
@@ -32,7 +33,10 @@ def frames(session_root) -> torch.Tensor:
 
 def test_segment_same_bytes_for_any_batch_and_thread_count(frames, tiny_unet):
     torch.manual_seed(0)
-    models = [load_segmenter(tiny_unet, torch.device("cpu")), UNet(base_width=4, depth=3).eval()]
+    models = [load_segmenter(tiny_unet, torch.device("cpu")), UNet(base_width=4, depth=3).eval(),
+              UNet(base_width=8, depth=3, head="factorized").eval()]
+    with torch.no_grad():
+        models[2].outc.conv.weight.normal_(0, 1000)   # an untrained head says one class: spread them
     threads = torch.get_num_threads()
     try:
         for model in models:
@@ -46,6 +50,62 @@ def test_segment_same_bytes_for_any_batch_and_thread_count(frames, tiny_unet):
     finally:
         torch.set_num_threads(threads)
     assert segment(models[1], frames[:0]).shape == (0, 160, 240)
+
+
+def _with_running_stats(model: nn.Module) -> nn.Module:
+    """BatchNorms with statistics far from (0, 1), so that folding them is not a no-op."""
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("head", ["plain", "factorized"])
+def test_for_inference_copy_segments_as_the_model(frames, tiny_unet, head):
+    torch.manual_seed(0)
+    model = (load_segmenter(tiny_unet, torch.device("cpu")) if head == "plain"
+             else _with_running_stats(UNet(base_width=8, depth=3, head=head)))
+    if head == "factorized":
+        with torch.no_grad():
+            model.outc.conv.weight.normal_(0, 30)   # an untrained head says one class: spread them
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = old_segment(model, frames)
+    assert len(expected.unique()) > 2
+    fast = for_inference(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert torch.equal(segment(fast, frames), expected)
+    # The model itself is untouched (it may still be trained).
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+    half = for_inference(model, "bf16")
+    assert half.inc.double_conv[0].weight.dtype == torch.bfloat16 and half.outc.conv.weight.dtype == torch.float32
+    got = segment(half, frames)
+    assert got.dtype == torch.uint8 and (got != expected).float().mean() < 0.01
+    with pytest.raises(ValueError, match="precision"):
+        for_inference(model, "fp16")
+
+
+def test_inference_and_pseudo_labels_take_the_precision(session_root, tiny_unet, tmp_path):
+    out = tmp_path / "bf16"
+    run(build_parser().parse_args(["--split", "hidden", "--predictor", "frame10_baseline", "--root_dir",
+                                   str(session_root), "--saved_seg_model_dir", str(tiny_unet), "--out_dir", str(out),
+                                   "--precision", "bf16", "--no_cache"]), progress=False)
+    half = load_segmenter(tiny_unet, torch.device("cpu"), "bf16")
+    expected = torch.stack([segment(half, item["inputs"][-1:])[0]
+                            for item in ForecastVideos(session_root, "hidden", use_cache=False)])
+    assert torch.equal(torch.load(out / "submission.pt"), expected)
+
+    root = write_fake_root(tmp_path / "data", {"unlabeled": 2})
+    label_dir = make_pseudo_labels(root, "unlabeled", tiny_unet, MODEL_FRAMES, progress=False)
+    assert json.loads((label_dir / "manifest.json").read_text())["precision"] == "fp32"
+    make_pseudo_labels(root, "unlabeled", tiny_unet, MODEL_FRAMES, progress=False, precision="bf16")
+    assert json.loads((label_dir / "manifest.json").read_text())["precision"] == "bf16"   # rebuilt
+    frames1 = preprocess_frames(SplitReader(root, "unlabeled").frames(1, MODEL_FRAMES))
+    assert np.array_equal(load_pseudo_labels(root, "unlabeled")[1, MODEL_FRAMES], segment(half, frames1).numpy())
 
 
 class FixedLogits(nn.Module):

@@ -11,7 +11,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from Data.layout import HEIGHT, NUM_CLASSES, WIDTH
-from Unets.unet_model import UNet
+from Unets.unet_model import HEADS, UNet
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -121,6 +121,32 @@ def test_factorized_head_argmax_decodes_attributes_to_class_ids() -> None:
         decoded = head(x).argmax(1)[0, 0].tolist()
     assert decoded == [class_id(*case) if case else 0 for case in cases]
     assert class_id(1, 1, 0) == 25 and class_id(1, 0, 5) == 22   # DESIGN.md: gray rubber sphere, cyan metal sphere
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_classes_is_the_argmax_of_forward(head: str) -> None:
+    torch.manual_seed(0)
+    model = UNet(base_width=4, head=head).eval()
+    with torch.no_grad():
+        model.outc.conv.weight.normal_(0, 1000)   # its features are ~0.004: logits of a few units
+        x = torch.rand(3, 3, 32, 48) * 4
+        got, expected = model.classes(x), model(x).argmax(1)
+    assert got.dtype == torch.int64 and torch.equal(got, expected) and len(expected.unique()) > 3
+
+
+def test_factorized_classes_break_ties_like_argmax() -> None:
+    from Unets.unet_parts import FactorizedHead
+    attrs = (3, 2, 8)
+    head = FactorizedHead(1, attrs)
+    with torch.no_grad():      # the input is ignored: the bias alone sets every pixel's logits
+        head.conv.weight.zero_()
+        for bias in (torch.zeros(14),                                     # everything tied: background
+                     torch.tensor([1.0, 2, 2, 0, 5, 5, *[1.0] * 8]),      # object; ties in shape, material, colour
+                     torch.tensor([4.0, 0, 0, 3, 0, 1, 0, 0, 4, 4, 0, 0, 0, 0])):
+            head.conv.bias.copy_(bias)
+            x = torch.zeros(1, 1, 2, 2)
+            assert torch.equal(head.classes(x), head(x).argmax(1))
+        assert head.classes(x)[0, 0, 0] == 1 + 16 * 2 + 8 * 1 + 2      # cylinder, second material, colour 2
 
 
 def test_config_without_head_rebuilds_the_plain_head() -> None:
