@@ -6,7 +6,8 @@ DATA ?= Data
 PRESET ?= tiny
 WORKERS ?= 2
 SEED ?= 0
-TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)   # pytest worker processes (pytest-xdist)
+# pytest worker processes of `make test` (pytest-xdist): one per core
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: help venv test demo data cache check bench clean
 

@@ -280,10 +280,11 @@ def run_steps(args: argparse.Namespace, sample: Path, counts: dict[str, int], wo
                                     [*predictors["mask_extrapolation"], "--workers", workers], work / "out_w", cache)
                 table.add(f"hidden submission, mask_extrapolation, PNGs, --workers {workers}", res, use,
                           {"hidden": counts["hidden"]}, fixed=res.get("fixed", 0.0))
-                res, use = in_child(step_inference, sample, "mask_extrapolation",
-                                    [*predictors["mask_extrapolation"], "--precision", "bf16"], work / "out_b", cache)
-                table.add("hidden submission, mask_extrapolation, PNGs, --precision bf16", res, use,
-                          {"hidden": counts["hidden"]}, fixed=res.get("fixed", 0.0))
+                for flags in (["--precision", "bf16"], ["--precision", "bf16", "--workers", workers]):
+                    res, use = in_child(step_inference, sample, "mask_extrapolation",
+                                        [*predictors["mask_extrapolation"], *flags], work / "out_b", cache)
+                    table.add(f"hidden submission, mask_extrapolation, PNGs, {' '.join(flags)}", res, use,
+                              {"hidden": counts["hidden"]}, fixed=res.get("fixed", 0.0))
         if "unlabeled" in counts:
             for frames, precision in (("all", "fp32"), ("model", "fp32"), ("model", "bf16")):
                 if precision == "bf16" and cache:
