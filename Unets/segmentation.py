@@ -85,8 +85,9 @@ PRECISIONS = ("fp32", "bf16")
 
 def add_precision_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="the U-Net's arithmetic when segmenting: fp32, or bf16 (about 1.6x faster on a CPU "
-                             "with native bfloat16 or a GPU; a few pixels in ten thousand change) (default: fp32)")
+                        help="the U-Net's arithmetic when segmenting: fp32, or bf16 (about 1.7x faster on a CPU "
+                             "with native bfloat16, slower on one without; 1-3 pixels in 10,000 change) "
+                             "(default: fp32)")
 
 
 def for_inference(model: nn.Module, precision: str = "fp32") -> nn.Module:
@@ -95,9 +96,9 @@ def for_inference(model: nn.Module, precision: str = "fp32") -> nn.Module:
     Each Conv2d followed by a BatchNorm2d in an nn.Sequential becomes one conv (the BatchNorm's
     scale and shift folded into its weights and bias), and the weights are channels_last, the
     layout oneDNN's CPU convolutions run fastest in: only the float rounding changes.
-    `precision` "bf16" also runs every layer but the 1x1 head (`outc`) in bfloat16: about 1.6x
-    faster again on a CPU with native bfloat16 (AVX512-BF16, AMX) or on a GPU, at the cost of a few
-    pixels in ten thousand. docs/speed.md has the speeds and the pixels that change.
+    `precision` "bf16" also runs every layer but the 1x1 head (`outc`) in bfloat16: about 1.7x
+    faster again on a CPU with native bfloat16 (AVX512-BF16, AMX), slower on one without, and
+    1-3 pixels in 10,000 change. docs/speed.md has the speeds and the pixels that change.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
