@@ -112,10 +112,14 @@ class FactorizedHead(nn.Module):
         self.attributes = tuple(attributes)
         self.conv = nn.Conv2d(in_channels, 1 + sum(self.attributes), kernel_size=1)
 
+    def _logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """[object (B, 1, H, W), attribute i (B, a_i, H, W) ...], in fp32: the sums of log-probabilities
+        composed from them must not lose digits."""
+        return list(self.conv(x.to(self.conv.weight.dtype)).float().split([1, *self.attributes], dim=1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.conv(x.to(self.conv.weight.dtype)).float()   # composed in fp32: sums of log-probabilities
-        obj, *attrs = z.split([1, *self.attributes], dim=1)
-        b, _, h, w = z.shape
+        obj, *attrs = self._logits(x)
+        b, _, h, w = obj.shape
         # Broadcast attribute i over its own axis of a (B, a_1, ..., a_n, H, W) grid.
         n = len(attrs)
         joint = F.logsigmoid(obj).view(b, *([1] * n), h, w)
@@ -134,8 +138,7 @@ class FactorizedHead(nn.Module):
         rounds two different combinations to one float could pick another class than argmax's
         first (none did in 42 million val pixels: docs/speed.md).
         """
-        z = self.conv(x.to(self.conv.weight.dtype)).float()
-        obj, *attrs = z.split([1, *self.attributes], dim=1)
+        obj, *attrs = self._logits(x)
         score = F.logsigmoid(obj[:, 0])
         ids = torch.zeros_like(score, dtype=torch.int64)
         stride = math.prod(self.attributes)
