@@ -20,7 +20,7 @@ from common.progress import tqdm
 from Data.layout import HEIGHT, WIDTH
 from Data.reading import SplitReader, fingerprint
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
-from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir
+from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 
 CACHE_DIR = "physics_forecasts"
 
@@ -28,8 +28,8 @@ CACHE_DIR = "physics_forecasts"
 def masks_source(root: Path, split: str, inputs: str) -> dict:
     """What the input masks of a split are made from: any change to it changes the forecasts."""
     if inputs == "pseudo":
-        manifest = json.loads((label_dir(root, split) / "manifest.json").read_text())
-        return {k: manifest[k] for k in ("unet_sha1", "source", "video_ids")}
+        manifest = read_manifest(label_dir(root, split))
+        return {k: manifest[k] for k in ("unet_sha1", "precision", "source", "video_ids")}
     reader = SplitReader(root, split)
     return {"source": fingerprint(reader.videos, split), "video_ids": reader.video_ids}
 

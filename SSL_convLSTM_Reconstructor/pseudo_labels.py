@@ -50,6 +50,12 @@ def label_dir(root: Path, split: str) -> Path:
     return Path(root) / "pseudo_labels" / split
 
 
+def read_manifest(out: Path) -> dict | None:
+    """The label folder's manifest (None without one); labels from before `precision` was recorded are fp32."""
+    path = out / "manifest.json"
+    return {"precision": "fp32", **json.loads(path.read_text())} if path.exists() else None
+
+
 def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequence[int] = range(NUM_FRAMES),
                        batch_size: int | None = None, device: str = "auto", progress: bool = True,
                        workers: int = 0, precision: str = "fp32") -> Path:
@@ -65,19 +71,19 @@ def make_pseudo_labels(root: Path, split: str, checkpoint: Path, frames: Sequenc
     if reader.num_frames < NUM_FRAMES:
         raise DatasetError(f"{root / split}: has {reader.num_frames} frames per video; pseudo-labels need 22")
     out = label_dir(root, split)
-    want = {"unet_sha1": file_sha1(ckpt_path), "precision": precision, "video_ids": reader.video_ids, "frames": sorted(set(frames)),
-            "source": fingerprint(reader.videos, split)}
+    want = {"unet_sha1": file_sha1(ckpt_path), "precision": precision, "video_ids": reader.video_ids,
+            "frames": sorted(set(frames)), "source": fingerprint(reader.videos, split)}
     manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    manifest = read_manifest(out)
     # Labels of more frames than asked serve as well; another U-Net or changed videos do not.
     fresh = (manifest is not None and set(want["frames"]) <= set(manifest.get("frames", []))
-             and all(manifest.get(k, "fp32" if k == "precision" else None) == want[k]
-                     for k in ("unet_sha1", "precision", "video_ids", "source")))
+             and all(manifest.get(k) == want[k] for k in ("unet_sha1", "precision", "video_ids", "source")))
     if fresh:
         want["frames"] = manifest["frames"]
     else:
         if manifest is not None:
-            log.info("%s: the U-Net, its precision, the videos or the frames asked for changed; pseudo-labels are rebuilt", out)
+            log.info("%s: the U-Net, its precision, the videos or the frames asked for changed; "
+                     "pseudo-labels are rebuilt", out)
         shutil.rmtree(out, ignore_errors=True)
         try:
             out.mkdir(parents=True)
@@ -130,10 +136,10 @@ def _label_videos(model, batch_size: int | None, frames: int,
 def load_pseudo_labels(root: Path, split: str, frames: Sequence[int] = MODEL_FRAMES) -> np.ndarray:
     """The split's finished pseudo-labels (memory-mapped), checked to hold `frames`."""
     out = label_dir(root, split)
-    if not (out / "manifest.json").exists():
+    manifest = read_manifest(out)
+    if manifest is None:
         raise DatasetError(f"{out}: no pseudo-labels; make them with "
                            f"`python SSL_convLSTM_Reconstructor/pseudo_labels.py --root_dir {root} --splits {split}`")
-    manifest = json.loads((out / "manifest.json").read_text())
     missing = sorted(set(frames) - set(manifest["frames"]))
     if missing or not np.load(out / "done.npy").all():
         raise DatasetError(f"{out}: pseudo-labels are unfinished (frames {missing or 'all'}); rerun pseudo_labels.py")

@@ -151,3 +151,15 @@ def test_compare_rows_sorts_objects_by_what_the_base_row_did():
     assert kinds == {"missed by the base row": [1.0], "placed with no overlap": [1.0], "overlapped": [0.0]}
     gain, index, ghosts = videos[0]
     assert index == 0 and gain > 0 and ghosts == [25, 0]
+
+
+def test_forecasts_of_pseudo_labels_depend_on_the_labels_precision(tmp_path):
+    # bf16 pseudo-labels are other masks: their physics forecasts must not be read from fp32 ones.
+    out = pf.label_dir(tmp_path, "unlabeled")
+    out.mkdir(parents=True)
+    old = {"unet_sha1": "ab", "source": "cd", "video_ids": [2000], "frames": [0]}
+    (out / "manifest.json").write_text(json.dumps(old))     # written before the precision was recorded
+    assert pf.masks_source(tmp_path, "unlabeled", "pseudo")["precision"] == "fp32"
+    (out / "manifest.json").write_text(json.dumps({**old, "precision": "bf16"}))
+    assert pf.masks_source(tmp_path, "unlabeled", "pseudo") == {"unet_sha1": "ab", "precision": "bf16",
+                                                                "source": "cd", "video_ids": [2000]}
