@@ -29,7 +29,7 @@ from Data.layout import (FRAMES_PER_SPLIT, ID_RANGES, LABELED_SPLITS, NUM_FRAMES
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "synth-7"
+GENERATOR_VERSION = "synth-8"
 MANIFEST = ".generator.json"
 TMP_PREFIX = ".tmp_video_"
 PRESETS: dict[str, dict[str, int]] = {

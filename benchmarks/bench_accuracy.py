@@ -3,6 +3,8 @@ realism figure (the U-Net trained on generated frames, scored on the real sample
 
     python benchmarks/bench_accuracy.py                      # ~90 min on 2 cores
     python benchmarks/bench_accuracy.py --minutes 30         # the issues' upper budget per learned model
+    python benchmarks/bench_accuracy.py --steps unet=2223,mask_simvp=347,mask_hybrid=344,reconstructor=590,finetune=1579
+                                                             # fixed steps: the same models on any machine
 
 Runs the demo's own pipeline with a larger profile; data, checkpoints and outputs go to
 benchmarks/out/accuracy/ (reused on a second run). Prints the tables and writes
@@ -49,6 +51,24 @@ def realism(unet_dir: Path, real_root: Path) -> float | None:
     return evaluate(model, loader, torch.device("cpu"))["val_jaccard"]
 
 
+STEP_NAMES = ("unet", "mask_simvp", "mask_hybrid", "reconstructor", "finetune")
+
+
+def step_counts(text: str) -> dict[str, int]:
+    """`--steps`: "unet=2223,mask_simvp=347,..." as {name: steps}; every model but finetune named."""
+    steps = {}
+    for pair in text.split(","):
+        name, _, value = pair.partition("=")
+        name = name.strip()
+        if name not in STEP_NAMES or not value.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"{pair!r} is not name=N with a name of {', '.join(STEP_NAMES)}")
+        steps[name] = int(value)
+    missing = [name for name in STEP_NAMES[:-1] if not steps.get(name)]
+    if missing:
+        raise argparse.ArgumentTypeError(f"no steps for {', '.join(missing)}")
+    return steps
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out_dir", type=Path, default=REPO_ROOT / "benchmarks" / "out" / "accuracy",
@@ -57,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training budget of the mask SimVP and of the reconstructor")
     parser.add_argument("--unet_minutes", type=positive_float, default=SMALL.unet_minutes,
                         help="training budget of the U-Net")
+    parser.add_argument("--steps", type=step_counts, default=None,
+                        help="train each model for a fixed number of optimizer steps instead of the minutes, "
+                             f"as name=N pairs separated by commas (names: {', '.join(STEP_NAMES)}; finetune "
+                             "absent or 0: no fine-tune); the same seed and steps give the same models on any machine")
     parser.add_argument("--real_root", type=Path, default=REAL_SAMPLE,
                         help="real sample videos for the realism figure")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data and of every model")
@@ -109,8 +133,10 @@ def markdown_table(summary: dict, steps: dict[str, int], command: str, commit: s
 def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     root, out = args.out_dir / "data", args.out_dir / "run"
-    results = demo.run_demo(root, out, replace(SMALL, minutes=args.minutes, unet_minutes=args.unet_minutes), seed=args.seed)
+    profile = replace(SMALL, minutes=args.minutes, unet_minutes=args.unet_minutes, steps=args.steps)
+    results = demo.run_demo(root, out, profile, seed=args.seed)
     summary = {"val": results["jaccard"], "videos": results["videos"], "minutes_per_model": args.minutes,
+               "steps": args.steps,
                "realism_jaccard_on_real_frames": realism(out / "checkpoints" / "unet", args.real_root),
                "reconstruction": reconstruction_quality(root, out / "checkpoints" / "reconstructor"),
                # the original's chain: the reconstructor's frame read by the U-Net trained on real frames
@@ -120,7 +146,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     jac = summary["val"]
     best = max(("mask_simvp", "mask_extrapolation", "mask_hybrid"), key=lambda k: jac[k])
-    print(f"\nsmall preset, {summary['videos']} val videos, {args.minutes:g} min per learned model")
+    budget = (", ".join(f"{k} {v}" for k, v in args.steps.items()) + " steps" if args.steps
+              else f"{args.minutes:g} min per learned model")
+    print(f"\nsmall preset, {summary['videos']} val videos, {budget}")
     print(f"{'predictor':<22}{'val JI':>8}{'x frame10':>11}{'x oracle':>10}")
     for name in row_order():
         print(f"{name:<22}{jac[name]:>8.4f}{jac[name] / jac['frame10_baseline']:>11.2f}{jac[name] / jac['oracle']:>10.2f}")

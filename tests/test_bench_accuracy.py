@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import bench_accuracy
 
 
@@ -45,3 +47,15 @@ def test_forecasting_markdown_names_its_data_and_rows(tmp_path):
     assert "| hybrid correction of the fitted extrapolation | - | 0.700 |" in table.splitlines()
     assert "| without collisions | - | 0.617 |" in lines
     assert not any(line.startswith("| constant velocity") for line in lines)     # measured nowhere: no row
+
+
+def test_steps_flag_fixes_every_models_steps(capsys):
+    args = bench_accuracy.build_parser().parse_args(
+        ["--steps", "unet=20,mask_simvp=3,mask_hybrid=4,reconstructor=5,finetune=0"])
+    assert args.steps == {"unet": 20, "mask_simvp": 3, "mask_hybrid": 4, "reconstructor": 5, "finetune": 0}
+    assert bench_accuracy.build_parser().parse_args([]).steps is None          # the minutes, by default
+    for bad, said in (("unet=20,mask_simvp=3,mask_hybrid=4", "no steps for reconstructor"),
+                      ("unet=20,simvp=3", "'simvp=3' is not name=N"), ("unet=-1", "'unet=-1' is not name=N")):
+        with pytest.raises(SystemExit) as exit_:
+            bench_accuracy.build_parser().parse_args(["--steps", bad])
+        assert exit_.value.code == 2 and said in capsys.readouterr().err

@@ -18,7 +18,12 @@ pytestmark = pytest.mark.slow     # the whole pipeline, every model trained
 def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     root = shutil.copytree(session_root, tmp_path / "data")
     out = tmp_path / "demo"
-    profile = replace(demo.DEMO, steps={**demo.DEMO.steps, "finetune": 4}, unet=[*demo.DEMO.unet, "--base_width", "4"])
+    # The demo's models at their smallest batches (later flags win): the code path, not the learning.
+    profile = replace(demo.DEMO, steps={**demo.DEMO.steps, "finetune": 4}, unet=[*demo.DEMO.unet, "--base_width", "4"],
+                      mask_simvp=[*demo.DEMO.mask_simvp, "--batch_size", "2"],
+                      mask_hybrid=[*demo.DEMO.mask_hybrid, "--batch_size", "2"],
+                      reconstructor=[*demo.DEMO.reconstructor, "--batch_size", "1"],
+                      finetune=(*demo.DEMO.finetune, "--batch_size", "2"))
     results = demo.run_demo(root, out, profile, quick=True)
     saved = json.loads((out / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]

@@ -273,11 +273,13 @@ def test_renderer_matches_the_shipped_fit_on_the_real_frames(real_sample, tmp_pa
                                 "--keep_shadows"])
     printed = capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lighting.json"]      # no temporary file left
-    # The file holds every number the renderer loads: the fitted ones, the object shift as
-    # measured (the printed one), the floor table and colours carried over.
+    # The file holds every number the renderer loads, each measured: the object shift is the
+    # printed one; the floor, measured on one labelled video and the unlabeled ones, is within a
+    # level of the shipped table (measured on all of them: tests/test_fit_colours.py).
     written, shipped = json.loads(out.read_text()), json.loads(lighting.LIGHTING_FILE.read_text())
-    assert set(written) == set(shipped)
-    assert written["floor"] == shipped["floor"] and written["colours"] == shipped["colours"]
+    assert set(written) == set(shipped) and set(written["colours"]) == {"target_mean", "shade_mean"}
+    assert np.abs(np.array(written["floor"]["green"]) - np.array(shipped["floor"]["green"])).max() <= 1
+    assert "floor table          264  frames (11 unlabeled videos)" in printed     # 22 labelled + 11 x 22
     shift_line = next(line for line in printed.splitlines() if line.startswith("object shift"))
     assert f"objects drawn {written['object_shift'][0]:.2f} px right, {written['object_shift'][1]:.2f} px down" in shift_line
     # "rms renderer A, fitted model B": the shipped lighting reproduces the real pixels of this

@@ -28,7 +28,8 @@ def old_segment(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def frames(session_root) -> torch.Tensor:
     reader = SplitReader(session_root, "hidden", use_cache=False)
-    return torch.cat([preprocess_frames(reader.frames(i, range(11))) for i in range(len(reader))])
+    # 12 frames of two videos: enough for chunks of several sizes and a short last chunk
+    return torch.cat([preprocess_frames(reader.frames(i, range(11))) for i in range(2)])[:12]
 
 
 def test_segment_same_bytes_for_any_batch_and_thread_count(frames, tiny_unet):
@@ -41,10 +42,10 @@ def test_segment_same_bytes_for_any_batch_and_thread_count(frames, tiny_unet):
     try:
         for model in models:
             expected = old_segment(model, frames)
-            assert expected.shape == (33, 160, 240) and len(expected.unique()) > 1
+            assert expected.shape == (12, 160, 240) and len(expected.unique()) > 1
             for n_threads in (1, 2):
                 torch.set_num_threads(n_threads)
-                for batch in (None, 1, 3, 4, 32):
+                for batch in (None, 1, 5, 32):     # 5: a last chunk shorter than the others
                     got = segment(model, frames, batch)
                     assert got.dtype == torch.uint8 and torch.equal(got, expected), (n_threads, batch)
     finally:

@@ -18,13 +18,13 @@ are fitted to those pixels, with one albedo (RGB) per object class:
 The objects are re-posed on the real masks, but the real frames draw them a fraction of a pixel
 right of and below their masks (`fit_object_shift`: the shift at which the twins' edges match
 the real ones best), so the object pixels are read along the rays where the objects are drawn.
-The floor shadows are fitted by `tools/fit_shadows.py`.
+The floor shadows are fitted by `tools/fit_shadows.py`; the empty floor's radiance, the
+objects' mean colours and the materials' mean shading are measured by `tools/fit_colours.py`.
 
 The result is written as JSON for `Data.synth.lighting` to load (`lighting.LIGHTING_FILE`); the
 printed table gives the error (rms in display levels) with which each model, and the renderer
-with the lighting file as it was, reproduce the real pixels. The file's "floor" table and
-"colours" (the objects' mean colours and the materials' mean shading) are carried over from the
-file as it was: this script does not measure them.
+with the lighting file as it was, reproduce the real pixels. The floor is measured on every
+split of `--real_root` (the unlabeled videos too), everything else on the labelled split.
 
     python tools/fit_lighting.py --real_root ../shared/real_sample
 """
@@ -42,10 +42,11 @@ import numpy as np
 from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
 from common.io import atomic_write
-from Data.layout import LABELED_SPLITS
+from Data.layout import LABELED_SPLITS, class_attributes
 from Data.synth import lighting, render
 from Data.synth.scene import METAL, RUBBER, Camera
 from Data.synth.twins import FittedFrame, dilate, fit_frames, pattern_search, render_twins, silhouette
+from tools import fit_colours
 from tools.fit_shadows import fit_shadows, shadow_error
 
 log = logging.getLogger(__name__)
@@ -329,6 +330,20 @@ def _fit_metal_tables(s: SurfaceSamples, smooth: float, iterations: int) -> tupl
             "white": white.round(1).tolist()}, err
 
 
+def shade_means(samples: dict[int, SurfaceSamples], fitted: dict, target: dict[str, list]) -> dict[str, float]:
+    """Each material's mean shading under the `fitted` lighting (`fit_colours.shade_mean`): the
+    classes' albedos solved on their pixels, against the measured mean colours `target`."""
+    light = lighting.parse_lighting(fitted)
+    out = {}
+    for material, s in samples.items():
+        ids, idx = _class_index(s.classes)
+        albedo = _albedos(s.colours, idx, len(ids), *lighting.shading_terms(material, s.dirs, s.normals, light=light))
+        key = fit_colours.MATERIAL_KEYS[material]
+        mean = np.array([target[key][class_attributes(int(cid))[2]] for cid in ids], dtype=np.float64)
+        out[key] = fit_colours.shade_mean(mean, albedo)
+    return out
+
+
 def renderer_error(s: SurfaceSamples, material: int) -> float:
     """RGB rms of the renderer's own shading on the real pixels, each class's albedo refitted."""
     return _albedo_rms(s, *lighting.shading_terms(material, s.dirs, s.normals))
@@ -377,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         shadow_before = shadow_after = shadow_error(frames, render.Renderer(noise=0.0))
     else:
         shadows, shadow_before, shadow_after = fit_shadows(frames, n_lamps=args.lamps, area_lamps=args.area_lamps)
+    unlabeled = fit_colours.unlabeled_videos(args.real_root)
+    floor = fit_colours.floor_table(fit_colours.floor_median(frames, unlabeled))
+    target, measured = fit_colours.target_means(frames), int((fit_colours.mean_colours(frames)[1] > 0).sum())
     ious = [iou for frame in frames for _, iou in frame.objects]
     # "renderer": the lighting file as it was before this fit.
     rows = [("objects fitted", f"{len(ious)}", f"median IoU {np.median(ious):.3f}"),
@@ -391,10 +409,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             ("object shift", f"{len(frames)}", f"objects drawn {shift[0]:.2f} px right, {shift[1]:.2f} px down of their "
              f"masks (renderer: {lighting.OBJECT_SHIFT[0]:.2f}, {lighting.OBJECT_SHIFT[1]:.2f}): "
              f"twins' edge rms {edge_before:.2f} unshifted, {edge_after:.2f} shifted")]
+    floor_change = np.abs(np.array(floor["green"]) - np.array(previous["floor"]["green"])).max()
+    rows += [("floor table", f"{len(frames) + sum(map(len, unlabeled))}",
+              f"frames ({len(unlabeled)} unlabeled videos): green differs from the renderer's by <= {floor_change} levels"),
+             ("mean colours", f"{measured}", "material x colour measured, the rest of 16 from CLEVR's palette")]
     for row in rows:
         print(f"{row[0]:<16}{row[1]:>8}  {row[2]}")
     fitted = {"source": str(args.real_root / args.split), "rubber": rubber, "metal": metal, "shadows": shadows,
-              "object_shift": list(shift), "floor": previous["floor"], "colours": previous["colours"]}
+              "object_shift": list(shift), "floor": floor, "colours": {"target_mean": target}}
+    fitted["colours"]["shade_mean"] = shade_means(samples, fitted, target)
     atomic_write(args.out, lambda f: f.write((json.dumps(fitted, indent=1) + "\n").encode()))
     log.info("wrote %s", args.out)
 

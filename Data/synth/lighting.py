@@ -100,7 +100,11 @@ def env_cells(r: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarr
 @lru_cache(maxsize=1)
 def real_lighting() -> dict:
     """The fitted lighting of `LIGHTING_FILE` in the renderer's terms."""
-    data = _FITTED
+    return parse_lighting(_FITTED)
+
+
+def parse_lighting(data: dict) -> dict:
+    """A lighting file's content (`LIGHTING_FILE`'s layout) in the renderer's terms."""
     metal = data["metal"]
     shadows = data["shadows"]
     return {"sh": np.array(data["rubber"]["sh"]), "sheen": np.array(data["rubber"]["sheen"]),
@@ -184,14 +188,15 @@ def highlight_light(r: np.ndarray, highlights: Highlights) -> np.ndarray:
 
 
 def shading_terms(material: int, dirs: np.ndarray, normals: np.ndarray,
-                  highlights: Highlights | None = None
+                  highlights: Highlights | None = None, light: dict | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """(N,) factor on the albedo and (N,) white term added to it: colour = albedo * factor + white.
 
     Metal's white term holds the smooth environment table plus the lamps' sharp highlights
-    (`highlights` replaces the lighting file's, e.g. `Renderer.varied_highlights`).
+    (`highlights` replaces the lighting file's, e.g. `Renderer.varied_highlights`). `light`
+    (`parse_lighting`'s) replaces the lighting file's, e.g. a fit not yet written.
     """
-    light = real_lighting()
+    light = light or real_lighting()
     if material == METAL:
         return metal_shading(reflect(dirs, normals), light, light["highlights"] if highlights is None else highlights)
     # The fit holds only for normals the camera sees; clamp what a far side could extrapolate to.
