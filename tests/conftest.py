@@ -27,6 +27,16 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """A test that sets torch's thread count (a trainer's --threads does) leaves it as it was."""
+    import torch
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def fake_video(k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """22 noisy gray frames with one coloured square sliding right, and its masks.
 

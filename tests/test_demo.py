@@ -13,18 +13,23 @@ from Data.datasets import EvalVideos
 from Data.layout import NUM_CLASSES
 
 pytestmark = pytest.mark.slow     # the whole pipeline, every model trained
+# The pytest worker's share of the cores (conftest), not the demo's 2: two workers with two torch
+# threads each on two cores run several times slower.
+THREADS = torch.get_num_threads()
 
 
 def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     root = shutil.copytree(session_root, tmp_path / "data")
     out = tmp_path / "demo"
-    # The demo's models at their smallest batches (later flags win): the code path, not the learning.
-    profile = replace(demo.DEMO, steps={**demo.DEMO.steps, "finetune": 4}, unet=[*demo.DEMO.unet, "--base_width", "4"],
-                      mask_simvp=[*demo.DEMO.mask_simvp, "--batch_size", "2"],
-                      mask_hybrid=[*demo.DEMO.mask_hybrid, "--batch_size", "2"],
-                      reconstructor=[*demo.DEMO.reconstructor, "--batch_size", "1"],
+    # The demo's models at their narrowest and smallest batches (later flags win): the code path,
+    # not the learning.
+    small_simvp = ["--batch_size", "2", "--hid_s", "4", "--hid_t", "8"]
+    profile = replace(demo.DEMO, steps={**demo.DEMO.steps, "finetune": 4},
+                      unet=[*demo.DEMO.unet, "--base_width", "4", "--batch_size", "2"],
+                      mask_simvp=[*demo.DEMO.mask_simvp, *small_simvp], mask_hybrid=[*demo.DEMO.mask_hybrid, *small_simvp],
+                      reconstructor=[*demo.DEMO.reconstructor, "--batch_size", "1", "--base_width", "4", "--hidden", "8"],
                       finetune=(*demo.DEMO.finetune, "--batch_size", "2"))
-    results = demo.run_demo(root, out, profile, quick=True)
+    results = demo.run_demo(root, out, profile, quick=True, threads=THREADS)
     saved = json.loads((out / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]
     assert set(saved["jaccard"]) == {"frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation",
@@ -46,11 +51,11 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
 
     # a second run reuses every finished model
     stamp = (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns
-    demo.run_demo(root, out, profile, quick=True)
+    demo.run_demo(root, out, profile, quick=True, threads=THREADS)
     assert (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns == stamp
     # the chain's fine-tuned segmenter was trained and named in the report
     assert (out / "checkpoints" / "unet_recon" / "best.pt").exists() and "--finetune_recon" in report
 
     # the same folder asked for another seed: refused, rather than reporting seed 0's models as seed 1's
     with pytest.raises(UserInputError, match=r"unet/last.pt: was trained with --seed 0 \(asked 1\)"):
-        demo.run_demo(root, out, profile, seed=1, quick=True)
+        demo.run_demo(root, out, profile, seed=1, quick=True, threads=THREADS)

@@ -11,7 +11,7 @@ from Data.synth import lighting
 from Data.synth.scene import METAL, RUBBER
 from Data.synth.twins import FittedFrame, fit_frames
 from tools import fit_colours
-from tools.fit_lighting import shade_means, surface_samples
+from tools.fit_lighting import surface_samples
 
 
 def _floor_image(offset: float = 0.0) -> np.ndarray:
@@ -108,5 +108,5 @@ def test_floor_and_colours_reproduce_the_shipped_file(real_sample):
     assert fit_colours.floor_table(fit_colours.floor_median(frames, unlabeled)) == shipped["floor"]
     target = fit_colours.target_means(frames)
     assert target == shipped["colours"]["target_mean"]
-    assert shade_means(surface_samples(frames, shift=tuple(shipped["object_shift"])), shipped, target) \
+    assert fit_colours.shade_means(surface_samples(frames, shift=tuple(shipped["object_shift"])), shipped, target) \
         == shipped["colours"]["shade_mean"]

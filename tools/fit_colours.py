@@ -11,7 +11,8 @@
   the albedos the fitted shading model gives the same objects (`Data.synth.lighting.shade`
   divides the mean colour by it).
 
-`tools/fit_lighting.py` calls these and writes them with the rest of the lighting file.
+`tools/fit_lighting.py` calls these and writes them with the rest of the lighting file; the
+albedo helpers here serve its shading fits too.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from Data.layout import COLOURS, NUM_FRAMES, WIDTH, class_attributes
 from Data.reading import SplitReader
+from Data.synth import lighting
 from Data.synth.scene import METAL, RUBBER
 from Data.synth.twins import FittedFrame
 
@@ -112,3 +114,34 @@ def target_means(frames: list[FittedFrame]) -> dict[str, list[list[int]]]:
 def shade_mean(target: np.ndarray, albedo: np.ndarray) -> float:
     """Least-squares ratio of objects' (N, 3) mean display colours to their (N, 3) albedos."""
     return round(float((target * albedo).sum() / (albedo ** 2).sum()), 2)
+
+
+def class_index(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct class ids of pixels and each pixel's index into them."""
+    ids = np.unique(classes)
+    return ids, np.searchsorted(ids, classes)
+
+
+def albedos(colours: np.ndarray, idx: np.ndarray, n: int, shading: np.ndarray,
+            additive: np.ndarray) -> np.ndarray:
+    """Least-squares RGB albedo per class for colours = albedo * shading + additive."""
+    num = np.zeros((n, 3))
+    den = np.zeros(n)
+    np.add.at(num, idx, (colours - additive[:, None]) * shading[:, None])
+    np.add.at(den, idx, shading ** 2)
+    return num / np.maximum(den, 1e-9)[:, None]
+
+
+def shade_means(samples: dict, fitted: dict, target: dict[str, list]) -> dict[str, float]:
+    """Each material's mean shading under the `fitted` lighting file content (`shade_mean`): the
+    classes' albedos solved on their pixels (`fit_lighting.SurfaceSamples` by material), against
+    the measured mean colours `target`."""
+    light = lighting.parse_lighting(fitted)
+    out = {}
+    for material, s in samples.items():
+        ids, idx = class_index(s.classes)
+        albedo = albedos(s.colours, idx, len(ids), *lighting.shading_terms(material, s.dirs, s.normals, light=light))
+        key = MATERIAL_KEYS[material]
+        mean = np.array([target[key][class_attributes(int(cid))[2]] for cid in ids], dtype=np.float64)
+        out[key] = shade_mean(mean, albedo)
+    return out

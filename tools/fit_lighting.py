@@ -42,11 +42,12 @@ import numpy as np
 from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
 from common.io import atomic_write
-from Data.layout import LABELED_SPLITS, class_attributes
+from Data.layout import LABELED_SPLITS
 from Data.synth import lighting, render
 from Data.synth.scene import METAL, RUBBER, Camera
 from Data.synth.twins import FittedFrame, dilate, fit_frames, pattern_search, render_twins, silhouette
 from tools import fit_colours
+from tools.fit_colours import albedos, class_index
 from tools.fit_shadows import fit_shadows, shadow_error
 
 log = logging.getLogger(__name__)
@@ -113,28 +114,13 @@ def surface_samples(frames: list[FittedFrame], min_iou: float = 0.9,
             for m, chunks in parts.items() if chunks}
 
 
-def _class_index(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.unique(classes)
-    return ids, np.searchsorted(ids, classes)
-
-
-def _albedos(colours: np.ndarray, idx: np.ndarray, n: int, shading: np.ndarray,
-             additive: np.ndarray) -> np.ndarray:
-    """Least-squares RGB albedo per class for colours = albedo * shading + additive."""
-    num = np.zeros((n, 3))
-    den = np.zeros(n)
-    np.add.at(num, idx, (colours - additive[:, None]) * shading[:, None])
-    np.add.at(den, idx, shading ** 2)
-    return num / np.maximum(den, 1e-9)[:, None]
-
-
 def rms(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(((a - b) ** 2).mean()))
 
 
 def fit_rubber(s: SurfaceSamples, iterations: int = 30) -> tuple[dict[str, list[float]], float]:
     """Irradiance (9 SH coefficients) and sheen (5 coefficients) of rubber, and the fit's RGB rms."""
-    ids, idx = _class_index(s.classes)
+    ids, idx = class_index(s.classes)
     sh = lighting.sh9(s.normals)
     sheen = lighting.sheen_basis(s.normals, s.dirs)
     alb = np.stack([s.colours[idx == k].mean(0) for k in range(len(ids))])
@@ -143,7 +129,7 @@ def fit_rubber(s: SurfaceSamples, iterations: int = 30) -> tuple[dict[str, list[
         design = np.concatenate([np.concatenate([sh * alb[idx, c:c + 1], sheen], 1) for c in range(3)])
         sol, *_ = np.linalg.lstsq(design, y, rcond=None)
         irr, white = sh @ sol[:9], sheen @ sol[9:]
-        alb = _albedos(s.colours, idx, len(ids), irr, white)
+        alb = albedos(s.colours, idx, len(ids), irr, white)
         scale = irr.mean()     # E(n) averages 1 over the real pixels: albedo ~ mean colour
         alb *= scale
         sol[:9] /= scale
@@ -279,8 +265,8 @@ def calibrate_highlights(frames: list[FittedFrame], metal: dict, smooth: float =
 
 def _albedo_model(s: SurfaceSamples, factor: np.ndarray, white: np.ndarray) -> np.ndarray:
     """(N, 3) colours albedo * factor + white of the samples, each class's albedo fitted."""
-    ids, idx = _class_index(s.classes)
-    return _albedos(s.colours, idx, len(ids), factor, white)[idx] * factor[:, None] + white[:, None]
+    ids, idx = class_index(s.classes)
+    return albedos(s.colours, idx, len(ids), factor, white)[idx] * factor[:, None] + white[:, None]
 
 
 def _albedo_rms(s: SurfaceSamples, factor: np.ndarray, white: np.ndarray) -> float:
@@ -290,7 +276,7 @@ def _albedo_rms(s: SurfaceSamples, factor: np.ndarray, white: np.ndarray) -> flo
 
 def _fit_metal_tables(s: SurfaceSamples, smooth: float, iterations: int) -> tuple[dict[str, object], float]:
     """env and white tables of colour = albedo * env(r) + white(r), and their RGB rms."""
-    ids, idx = _class_index(s.classes)
+    ids, idx = class_index(s.classes)
     refl = lighting.reflect(s.dirs, s.normals)
     cells, weights = lighting.env_cells(refl, ENV_ROWS, ENV_COLS)          # (N, 4) each
     g = ENV_ROWS * ENV_COLS
@@ -319,7 +305,7 @@ def _fit_metal_tables(s: SurfaceSamples, smooth: float, iterations: int) -> tupl
         env, white = sol[:g], sol[g:]
         shading = (weights * env[cells]).sum(1)
         additive = (weights * white[cells]).sum(1)
-        alb = _albedos(s.colours, idx, len(ids), shading, additive)
+        alb = albedos(s.colours, idx, len(ids), shading, additive)
         norm = shading.mean()
         alb *= norm
     env = env / norm
@@ -328,20 +314,6 @@ def _fit_metal_tables(s: SurfaceSamples, smooth: float, iterations: int) -> tupl
     err = rms(s.colours, alb[idx] * shading[:, None] + additive[:, None])
     return {"rows": ENV_ROWS, "cols": ENV_COLS, "env": env.round(3).tolist(),
             "white": white.round(1).tolist()}, err
-
-
-def shade_means(samples: dict[int, SurfaceSamples], fitted: dict, target: dict[str, list]) -> dict[str, float]:
-    """Each material's mean shading under the `fitted` lighting (`fit_colours.shade_mean`): the
-    classes' albedos solved on their pixels, against the measured mean colours `target`."""
-    light = lighting.parse_lighting(fitted)
-    out = {}
-    for material, s in samples.items():
-        ids, idx = _class_index(s.classes)
-        albedo = _albedos(s.colours, idx, len(ids), *lighting.shading_terms(material, s.dirs, s.normals, light=light))
-        key = fit_colours.MATERIAL_KEYS[material]
-        mean = np.array([target[key][class_attributes(int(cid))[2]] for cid in ids], dtype=np.float64)
-        out[key] = fit_colours.shade_mean(mean, albedo)
-    return out
 
 
 def renderer_error(s: SurfaceSamples, material: int) -> float:
@@ -417,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{row[0]:<16}{row[1]:>8}  {row[2]}")
     fitted = {"source": str(args.real_root / args.split), "rubber": rubber, "metal": metal, "shadows": shadows,
               "object_shift": list(shift), "floor": floor, "colours": {"target_mean": target}}
-    fitted["colours"]["shade_mean"] = shade_means(samples, fitted, target)
+    fitted["colours"]["shade_mean"] = fit_colours.shade_means(samples, fitted, target)
     atomic_write(args.out, lambda f: f.write((json.dumps(fitted, indent=1) + "\n").encode()))
     log.info("wrote %s", args.out)
 
