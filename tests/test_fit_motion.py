@@ -176,3 +176,66 @@ def test_missing_folder_is_one_clear_error(tmp_path, capsys):
         run_cli(fm.main, ["--real_root", str(tmp_path / "nope")])
     assert exit_.value.code == 2
     assert "nope/train: no such folder" in capsys.readouterr().err
+
+
+def _fit_recorder(calls: list) -> callable:
+    """Stands in for `fit_motion` (whose calibrations take minutes): records the masks it is given
+    and answers with the shipped fit, so `main` prints and writes a real file."""
+    shipped = {k: v for k, v in _motion_dict().items() if k not in ("source", "videos")}
+
+    def fit(masks, workers=1):
+        calls.append(list(masks))
+        return shipped
+    return fit
+
+
+def test_segmented_splits_are_fitted_beside_the_labelled_videos(real_sample, tmp_path, monkeypatch, capsys):
+    """A perfect segmenter (the labelled videos' own masks, in reverse) shows what main hands the fit."""
+    calls: list = []
+    monkeypatch.setattr(fm, "fit_motion", _fit_recorder(calls))
+    true = fm.read_masks(real_sample, "train")
+    seen = []
+
+    def segmenter(root, split, model_dir, device):
+        seen.append((root, split, model_dir, device))
+        return iter(true[::-1])
+    monkeypatch.setattr(fm, "segmented_masks", segmenter)
+    out = tmp_path / "motion.json"
+    run_cli(fm.main, ["--real_root", str(real_sample), "--out", str(out), "--saved_seg_model_dir", "seg",
+                      "--device", "cpu"])
+    assert seen == [(real_sample, "unlabeled", fm.Path("seg"), "cpu")]
+    masks = calls[0]
+    assert len(masks) == 2 * len(true)
+    assert all(np.array_equal(a, b) for a, b in zip(masks, true + true[::-1]))
+    written = json.loads(out.read_text())
+    assert written["videos"] == 2 * len(true)
+    assert written["segmented"] == {"splits": ["unlabeled"], "videos": len(true), "segmenter": "seg"}
+    assert f"{len(true)} with true masks, {len(true)} segmented" in capsys.readouterr().out
+
+
+def test_segmented_videos_come_from_a_real_checkpoint(session_root, tiny_unet, tmp_path, monkeypatch):
+    """The segmenter path end to end (the fit stubbed): one (T, H, W) class mask per unlabeled video."""
+    calls: list = []
+    monkeypatch.setattr(fm, "fit_motion", _fit_recorder(calls))
+    out = tmp_path / "motion.json"
+    run_cli(fm.main, ["--real_root", str(session_root), "--out", str(out), "--saved_seg_model_dir", str(tiny_unet),
+                      "--device", "cpu"])
+    labelled, unlabeled = len(list((session_root / "train").iterdir())), len(list((session_root / "unlabeled").iterdir()))
+    masks = calls[0]
+    assert len(masks) == labelled + unlabeled
+    assert all(m.shape == (22, 160, 240) and m.dtype == np.uint8 and m.max() <= 48 for m in masks[labelled:])
+    assert json.loads(out.read_text())["segmented"]["videos"] == unlabeled
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--saved_seg_model_dir", "{tmp}/no_model"], "no_model"),
+    (["--saved_seg_model_dir", "{tmp}", "--segmented_splits", "nope"], "nope: no such folder"),
+])
+def test_bad_segmenter_flags_are_one_clear_error(real_sample, tmp_path, capsys, flags, problem):
+    out = tmp_path / "motion.json"
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(fm.main, ["--real_root", str(real_sample), "--out", str(out), "--workers", "1",
+                          *[f.format(tmp=tmp_path) for f in flags]])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and problem in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -37,12 +37,17 @@ From these plane tracks the script fits a few physical parameters, each with a p
   generator's scenes, drawn with the other fitted parameters, are measured the same way for
   p_aimed = 0, 0.25 .. 1, and p_aimed is the value at which they show the real hit share.
 
+With `--saved_seg_model_dir`, the videos of `--segmented_splits` (default: `unlabeled`) are
+fitted too, through the masks that U-Net checkpoint segments from their frames
+(`Data.stats.segmented_masks`); the labelled videos always come with their true masks.
+
 The result is written as JSON (default `Data/synth/real_motion.json`, which the scene sampler
 reads); the fit is deterministic, so a re-run writes the same bytes. The tracks are made in
 `tools/motion_tracks.py`, the estimators are in `tools/motion_estimators.py` and the two
 calibrations by synthesis in `tools/motion_calibration.py`.
 
     python tools/fit_motion.py --real_root ../shared/real_sample
+    python tools/fit_motion.py --real_root ../shared/real_sample --saved_seg_model_dir Unets/checkpoints
 """
 from __future__ import annotations
 
@@ -59,6 +64,7 @@ from common.cli import positive_int
 from common.errors import UserInputError, run_cli
 from common.io import atomic_write
 from Data.layout import SHAPES, list_videos
+from Data.stats import segmented_masks
 from Data.synth.scene import MOTION_FILE
 from Data.world import Camera
 from tools.motion_calibration import calibrate_aim, calibrate_drag
@@ -148,13 +154,30 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help=f"JSON file to write (default: {MOTION_FILE.name} beside the scene sampler)")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="processes for the calibrations by synthesis (default: one per CPU)")
+    parser.add_argument("--saved_seg_model_dir", type=Path, default=None,
+                        help="U-Net checkpoint folder: also fit the videos of --segmented_splits through its masks")
+    parser.add_argument("--segmented_splits", nargs="+", default=["unlabeled"],
+                        help="splits of --real_root read through the segmenter (default: unlabeled)")
+    parser.add_argument("--device", default="auto", help="device of the segmenter: auto, cpu, cuda (default: auto)")
     args = parser.parse_args(argv)
     masks = read_masks(args.real_root, args.split)
+    labelled = len(masks)
+    if args.saved_seg_model_dir is not None:
+        for split in args.segmented_splits:
+            if not (args.real_root / split).is_dir():
+                raise UserInputError(f"{args.real_root / split}: no such folder")
+            masks += segmented_masks(args.real_root, split, args.saved_seg_model_dir, args.device)
     try:
         fitted = fit_motion(masks, workers=args.workers)
     except ValueError as err:
         raise UserInputError(f"{args.real_root / args.split}: {err}") from None
-    fitted = {"source": str(args.real_root / args.split), "videos": len(masks), **fitted}
+    source = {"source": str(args.real_root / args.split), "videos": len(masks)}
+    if args.saved_seg_model_dir is not None:
+        source["segmented"] = {"splits": args.segmented_splits, "videos": len(masks) - labelled,
+                               "segmenter": str(args.saved_seg_model_dir)}
+    fitted = {**source, **fitted}
+    print(f"videos          {labelled} with true masks"
+          + (f", {len(masks) - labelled} segmented" if args.saved_seg_model_dir is not None else ""))
     for shape, law in fitted["floor_laws"].items():
         print(f"floor law {shape:<9} drag {law['drag']:.4f}  friction {law['friction']:.4f}  "
               f"({law['pairs'] or 'too few, pooled'} pairs)")
