@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,8 @@ from Data import contact_sheet, generate, stats
 from Data.layout import HEIGHT, ID_RANGES, NUM_FRAMES, WIDTH, frame_name, list_videos
 from Data.palette import PALETTE, colorize_mask
 from Data.synth.render import Renderer
-from Data.synth.scene import (CUBE, METAL, RUBBER, SPHERE, Camera, Scene, SceneObject,
-                              sample_scene, simulate)
+from Data.synth.scene import (CUBE, METAL, RUBBER, SPHERE, Camera, Scene, SceneConfig, SceneObject,
+                              _entering, load_motion, sample_scene, simulate)
 from Data.world import MotionLaw
 
 COUNTS = {"train": 3, "val": 2, "unlabeled": 2, "hidden": 2}
@@ -168,6 +169,19 @@ def test_entering_and_leaving_objects():
             leaving += seen[0] and not seen[-1]
     assert entering > 0 and leaving > 0
 
+
+
+def test_entering_object_aimed_only_at_objects_out_of_view_still_enters():
+    """p_aimed = 1 with the only target outside the view (as the aiming calibration can draw it):
+    the sampler falls back to random points of the view instead of failing."""
+    cam = Camera()
+    motion = replace(load_motion(), p_aimed=1.0)
+    off_view = cam.floor_point(np.array(120.0), np.array(80.0)) + np.array([-30.0, 0.0])
+    start, vel = _entering(np.random.default_rng(0), cam, SceneConfig(), motion, SPHERE, [], [off_view])
+    pos, _, _ = simulate(start[None], vel[None], np.array([0.47]), np.array([1.0]), NUM_FRAMES,
+                         motion.laws[SPHERE])
+    obj = SceneObject(SPHERE, RUBBER, 0, 0.47, pos[:, 0], np.zeros(NUM_FRAMES))
+    assert not obj.fully_in_view(cam, 0) and obj.fully_in_view(cam).any()
 
 # ------------------------------------------------------------------ resume, refusal, force
 def test_resume_after_interruption(root, tmp_path):

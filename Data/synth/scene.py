@@ -260,32 +260,47 @@ def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion
     It heads for an in-view object (`targets`) with probability `motion.p_aimed`, else for a random
     point of the view, and is first fully in view at a whole frame drawn from `motion.entering_frame`,
     at a speed drawn from `motion.entering_speed` (as `fit_motion.py` measures both); its start speed
-    and distance follow its shape's law.
+    and distance follow its shape's law. After 100 draws with no free start it takes the last start
+    drawn; if every draw's target was itself not fully in view (aimed at objects on the border with
+    `p_aimed` near 1), it draws 100 more at random points of the view.
     """
-    r = cfg.size
+    for aims in (targets, []):
+        last = None
+        for _ in range(100):
+            drawn = _entering_draw(rng, camera, cfg, motion, shape, aims)
+            if drawn is None:
+                continue
+            last = drawn
+            if _free(drawn[0], placed, cfg.size * 1.3, 0.15) and \
+                    not SceneObject(shape, RUBBER, 0, cfg.size, drawn[0][None], np.zeros(1)).fully_in_view(camera, 0):
+                return drawn
+        if last is not None:
+            return last
+    raise RuntimeError("no start outside the view found for an entering object")
+
+
+def _entering_draw(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion: RealMotion, shape: int,
+                   targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """One draw of `_entering`'s start and velocity; None when the target is not fully in view."""
     law = motion.laws[shape]
     walk = np.arange(0.0, 30.0, 0.1)
-    for _ in range(100):
-        aimed = bool(targets) and rng.random() < motion.p_aimed
-        target = camera.floor_point(np.array(rng.uniform(40, camera.width - 40)),
-                                    np.array(rng.uniform(40, 140)))
-        if aimed:
-            target = targets[int(rng.integers(len(targets)))]
-        edge = rng.choice(3, p=[0.4, 0.4, 0.2])      # left, right, far side
-        a = rng.uniform(-0.9, 0.9)
-        d = [np.array([math.cos(a), math.sin(a)]), np.array([-math.cos(a), math.sin(a)]),
-             np.array([math.sin(a) * 0.7, -math.cos(a)])][edge]
-        d = d / np.linalg.norm(d)
-        # Walk back from the target until the object is no longer entirely in the image.
-        path = SceneObject(shape, RUBBER, 0, r, target - walk[:, None] * d, np.zeros(len(walk)))
-        out = np.flatnonzero(~path.fully_in_view(camera))
-        if not out.size or out[0] == 0:
-            continue
-        boundary = walk[out[0]]
-        t_enter = int(round(rng.uniform(*motion.entering_frame)))
-        v_start = motion.start_speed(shape, rng.uniform(*motion.entering_speed), t_enter)
-        start = target - (boundary + law.travel(v_start, t_enter)) * d
-        probe = SceneObject(shape, RUBBER, 0, r, start[None], np.zeros(1))
-        if _free(start, placed, r * 1.3, 0.15) and not probe.fully_in_view(camera, 0):
-            return start, v_start * d
+    aimed = bool(targets) and rng.random() < motion.p_aimed
+    target = camera.floor_point(np.array(rng.uniform(40, camera.width - 40)),
+                                np.array(rng.uniform(40, 140)))
+    if aimed:
+        target = targets[int(rng.integers(len(targets)))]
+    edge = rng.choice(3, p=[0.4, 0.4, 0.2])      # left, right, far side
+    a = rng.uniform(-0.9, 0.9)
+    d = [np.array([math.cos(a), math.sin(a)]), np.array([-math.cos(a), math.sin(a)]),
+         np.array([math.sin(a) * 0.7, -math.cos(a)])][edge]
+    d = d / np.linalg.norm(d)
+    # Walk back from the target until the object is no longer entirely in the image.
+    path = SceneObject(shape, RUBBER, 0, cfg.size, target - walk[:, None] * d, np.zeros(len(walk)))
+    out = np.flatnonzero(~path.fully_in_view(camera))
+    if not out.size or out[0] == 0:
+        return None
+    boundary = walk[out[0]]
+    t_enter = int(round(rng.uniform(*motion.entering_frame)))
+    v_start = motion.start_speed(shape, rng.uniform(*motion.entering_speed), t_enter)
+    return target - (boundary + law.travel(v_start, t_enter)) * d, v_start * d
     return start, v_start * d
