@@ -170,7 +170,6 @@ def test_entering_and_leaving_objects():
     assert entering > 0 and leaving > 0
 
 
-
 def test_entering_object_aimed_only_at_objects_out_of_view_still_enters():
     """p_aimed = 1 with the only target outside the view (as the aiming calibration can draw it):
     the sampler falls back to random points of the view instead of failing."""
@@ -182,6 +181,7 @@ def test_entering_object_aimed_only_at_objects_out_of_view_still_enters():
                          motion.laws[SPHERE])
     obj = SceneObject(SPHERE, RUBBER, 0, 0.47, pos[:, 0], np.zeros(NUM_FRAMES))
     assert not obj.fully_in_view(cam, 0) and obj.fully_in_view(cam).any()
+
 
 # ------------------------------------------------------------------ resume, refusal, force
 def test_resume_after_interruption(root, tmp_path):

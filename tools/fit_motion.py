@@ -161,23 +161,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", help="device of the segmenter: auto, cpu, cuda (default: auto)")
     args = parser.parse_args(argv)
     masks = read_masks(args.real_root, args.split)
-    labelled = len(masks)
+    source = {"source": str(args.real_root / args.split), "videos": len(masks)}
+    counts = f"{len(masks)} with true masks"
     if args.saved_seg_model_dir is not None:
+        # Checked before the U-Net loads; the split reader would say it only after.
         for split in args.segmented_splits:
             if not (args.real_root / split).is_dir():
                 raise UserInputError(f"{args.real_root / split}: no such folder")
-            masks += segmented_masks(args.real_root, split, args.saved_seg_model_dir, args.device)
+        segmented = [m for split in args.segmented_splits
+                     for m in segmented_masks(args.real_root, split, args.saved_seg_model_dir, args.device)]
+        masks += segmented
+        source["videos"] = len(masks)
+        source["segmented"] = {"splits": args.segmented_splits, "videos": len(segmented),
+                               "segmenter": str(args.saved_seg_model_dir)}
+        counts += f", {len(segmented)} segmented"
     try:
-        fitted = fit_motion(masks, workers=args.workers)
+        fitted = {**source, **fit_motion(masks, workers=args.workers)}
     except ValueError as err:
         raise UserInputError(f"{args.real_root / args.split}: {err}") from None
-    source = {"source": str(args.real_root / args.split), "videos": len(masks)}
-    if args.saved_seg_model_dir is not None:
-        source["segmented"] = {"splits": args.segmented_splits, "videos": len(masks) - labelled,
-                               "segmenter": str(args.saved_seg_model_dir)}
-    fitted = {**source, **fitted}
-    print(f"videos          {labelled} with true masks"
-          + (f", {len(masks) - labelled} segmented" if args.saved_seg_model_dir is not None else ""))
+    print(f"videos          {counts}")
     for shape, law in fitted["floor_laws"].items():
         print(f"floor law {shape:<9} drag {law['drag']:.4f}  friction {law['friction']:.4f}  "
               f"({law['pairs'] or 'too few, pooled'} pairs)")

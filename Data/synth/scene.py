@@ -271,8 +271,8 @@ def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion
             if drawn is None:
                 continue
             last = drawn
-            if _free(drawn[0], placed, cfg.size * 1.3, 0.15) and \
-                    not SceneObject(shape, RUBBER, 0, cfg.size, drawn[0][None], np.zeros(1)).fully_in_view(camera, 0):
+            probe = SceneObject(shape, RUBBER, 0, cfg.size, drawn[0][None], np.zeros(1))
+            if _free(drawn[0], placed, cfg.size * 1.3, 0.15) and not probe.fully_in_view(camera, 0):
                 return drawn
         if last is not None:
             return last
@@ -303,4 +303,3 @@ def _entering_draw(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, m
     t_enter = int(round(rng.uniform(*motion.entering_frame)))
     v_start = motion.start_speed(shape, rng.uniform(*motion.entering_speed), t_enter)
     return target - (boundary + law.travel(v_start, t_enter)) * d, v_start * d
-    return start, v_start * d
