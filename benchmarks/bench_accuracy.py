@@ -32,7 +32,7 @@ from common.paths import REAL_SAMPLE, REPO_ROOT
 from predictors import row_order
 
 SMALL = replace(
-    demo.DEMO, preset="small", steps=None, minutes=20.0, unet_minutes=30.0,
+    demo.DEMO, preset="small", videos={}, steps=None, minutes=20.0, unet_minutes=30.0,
     unet=["--base_width", "16", "--crop", "128x160", "--batch_size", "8", "--val_frames", "0,10,21", "--lr", "3e-3"],
     mask_simvp=["--batch_size", "8"], mask_hybrid=["--batch_size", "8"],
     reconstructor=["--batch_size", "4", "--holdout", "0.05"],
