@@ -59,3 +59,15 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     # the same folder asked for another seed: refused, rather than reporting seed 0's models as seed 1's
     with pytest.raises(UserInputError, match=r"unet/last.pt: was trained with --seed 0 \(asked 1\)"):
         demo.run_demo(root, out, profile, seed=1, quick=True, threads=THREADS)
+
+
+def test_demo_generates_its_preset_with_the_profile_counts(tmp_path, monkeypatch):
+    from Data import generate
+    calls = []
+    monkeypatch.setattr(generate, "main", calls.append)
+    demo.ensure_data(tmp_path / "data", "tiny", 3, 2, {"unlabeled": 64})
+    assert calls == [["--root_dir", str(tmp_path / "data"), "--preset", "tiny", "--seed", "3", "--workers", "2",
+                      "--unlabeled", "64"]]
+    # the count overrides reach the generator as its own flags
+    args = generate.build_parser().parse_args(calls[0])
+    assert args.unlabeled == 64 and args.preset == "tiny"
