@@ -171,8 +171,8 @@ class Profile:
 
 
 # The laptop demo on 2 CPU cores: most of the time goes to the U-Net, which every predictor reads
-# through (1700 steps with a soft-Dice term: val oracle 0.64 on seed 0's data, against 0.43 after
-# 1300 steps of cross-entropy alone). The mask SimVP, the hybrid and the reconstructor get a few
+# through (1700 steps with a soft-Dice term: val oracle 0.55 in the seed-0 demo, 0.43 after 1300
+# steps of cross-entropy alone; docs/experiments.md). The mask SimVP, the hybrid and the reconstructor get a few
 # steps each, enough to run their whole path, not to learn; hence also half the preset's
 # unlabeled videos, which only they read. No fine-tune: on 64 train videos it made the chain
 # worse (0.036 vs 0.075 baseline).
