@@ -26,7 +26,7 @@ from common.cli import ArgumentParser, non_negative_int, positive_float, positiv
 from common.errors import UserInputError, run_cli
 from common.io import atomic_write_json, check_out_dir
 from common.paths import DATA_ROOT, RESULTS_ROOT
-from Data.layout import SPLITS
+from Data.layout import SPLITS, list_videos
 from Data.palette import colorize_mask
 from predictors import REGISTRY, choosable, row_order
 
@@ -172,9 +172,9 @@ class Profile:
 
 # The laptop demo on 2 CPU cores: most of the time goes to the U-Net, which every predictor reads
 # through (1700 steps with a soft-Dice term: val oracle 0.55 in the seed-0 demo, 0.43 after 1300
-# steps of cross-entropy alone; docs/experiments.md). The mask SimVP, the hybrid and the reconstructor get a few
-# steps each, enough to run their whole path, not to learn; hence also half the preset's
-# unlabeled videos, which only they read. No fine-tune: on 64 train videos it made the chain
+# steps of cross-entropy alone; docs/experiments.md). The mask SimVP, the hybrid and the
+# reconstructor get a few steps each, enough to run their whole path, not to learn; hence also
+# half the preset's unlabeled videos, which only they read. No fine-tune: on 64 train videos it made the chain
 # worse (0.036 vs 0.075 baseline).
 DEMO = Profile(
     preset="tiny",
@@ -281,7 +281,8 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     budget = (f"{', '.join(f'{k} {v}' for k, v in profile.steps.items())} optimizer steps" if profile.steps is not None
               else f"{profile.minutes:g} minutes per model, U-Net {profile.unet_minutes or profile.minutes:g} "
                    f"(wall clock: the numbers depend on the machine)")
-    data = f"{root} ({profile.preset}" + "".join(f", {n} {k}" for k, n in profile.videos.items()) + ")"
+    # The videos there, not the profile's counts: a root that already held data was not generated here.
+    data = f"{root} (" + ", ".join(f"{len(list_videos(root / s))} {s}" for s in SPLITS) + " videos)"
     settings = {"data": data, "seed": seed, "training": budget, "torch threads": threads,
                 "quick": quick,
                 "U-Net": " ".join(unet_argv[2:]), "mask SimVP": " ".join(mask_argv[2:]),
