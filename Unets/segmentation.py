@@ -11,7 +11,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import DataLoader, Dataset
 
 from common.metrics import jaccard_metric
-from Data.layout import HEIGHT, NUM_CLASSES, WIDTH
+from Data.layout import HEIGHT, NUM_CLASSES, SHAPES, WIDTH
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -24,9 +24,31 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - (2 * inter[present] + 1) .div(denom[present] + 1).mean()
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.0) -> torch.Tensor:
+def shape_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the shape alone on the object pixels, from 49-class scores of either head.
+
+    p(shape | object) sums the classes of that shape (class id 1 + colour + 8*material + 16*shape).
+    Shape is what a small U-Net learns last (cubes and cylinders differ only in outline and top
+    face, where colour and material fill the whole object), so this term lets it weigh more.
+    It is a mean over object pixels (a few % of a frame) where the main cross-entropy averages
+    over all pixels: weight 1 already gives the shape ~20x its share of the main term.
+    """
+    objects = target > 0
+    if not objects.any():
+        return logits.sum() * 0.0
+    by_shape = logits.float().log_softmax(1)[:, 1:].unflatten(1, (len(SHAPES), -1)).logsumexp(2)
+    per_shape = (NUM_CLASSES - 1) // len(SHAPES)
+    return F.cross_entropy(by_shape.movedim(1, -1)[objects], (target[objects] - 1) // per_shape)
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.0,
+                      shape_weight: float = 0.0) -> torch.Tensor:
     loss = F.cross_entropy(logits.float(), target)
-    return loss + dice_weight * dice_loss(logits, target) if dice_weight else loss
+    if dice_weight:
+        loss = loss + dice_weight * dice_loss(logits, target)
+    if shape_weight:
+        loss = loss + shape_weight * shape_loss(logits, target)
+    return loss
 
 
 def crop_size(text: str) -> tuple[int, int] | None:
@@ -49,10 +71,16 @@ class Augmented(Dataset):
     Flips keep every class valid (shape, material and colour do not change in a mirror);
     colour jitter would not, since colour is part of the class. Crops make CPU training
     several times faster; objects are at most ~50 px, so a 96x128 crop still holds context.
+    With `object_crops` p, a crop is placed, with probability p, so that a random object
+    pixel lies in its middle half: most of a frame is floor, and a crop without objects
+    teaches the attributes nothing.
     """
 
-    def __init__(self, base: Dataset, crop: tuple[int, int] | None = None, flip: bool = True) -> None:
-        self.base, self.crop, self.flip = base, crop, flip
+    def __init__(self, base: Dataset, crop: tuple[int, int] | None = None, flip: bool = True,
+                 object_crops: float = 0.0) -> None:
+        if not 0.0 <= object_crops <= 1.0:
+            raise ValueError(f"object_crops is a probability, got {object_crops}")
+        self.base, self.crop, self.flip, self.object_crops = base, crop, flip, object_crops
 
     def __len__(self) -> int:
         return len(self.base)
@@ -62,11 +90,26 @@ class Augmented(Dataset):
         if self.flip and torch.rand(()) < 0.5:
             image, mask = image.flip(-1), mask.flip(-1)
         if self.crop is not None:
+            y, x = self._corner(mask)
             ch, cw = self.crop
-            y = int(torch.randint(0, image.shape[-2] - ch + 1, ()))
-            x = int(torch.randint(0, image.shape[-1] - cw + 1, ()))
             image, mask = image[:, y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw]
         return image, mask
+
+    def _corner(self, mask: torch.Tensor) -> tuple[int, int]:
+        """Top-left corner of the crop: uniform, or around an object pixel (see the class doc)."""
+        (h, w), (ch, cw) = mask.shape, self.crop
+        lo = [0, 0]
+        hi = [h - ch, w - cw]
+        # Both draws happen every time, so the random stream does not depend on the masks.
+        pick, place = torch.rand(()), torch.rand(2)
+        if pick < self.object_crops:
+            objects = mask.nonzero()
+            if len(objects):
+                py, px = objects[int(pick / self.object_crops * len(objects)) % len(objects)].tolist()
+                # The object pixel lands in the crop's middle half, then the crop is clamped to the frame.
+                lo = [min(max(py - ch * 3 // 4, 0), hi[0]), min(max(px - cw * 3 // 4, 0), hi[1])]
+                hi = [min(max(py - ch // 4, 0), hi[0]), min(max(px - cw // 4, 0), hi[1])]
+        return tuple(int(a + place[i] * (b - a + 1)) if b > a else a for i, (a, b) in enumerate(zip(lo, hi)))
 
 
 # Frames per U-Net call, by device type. On a CPU small batches keep each layer's activations

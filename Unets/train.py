@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int
+from common.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int, probability
 from common.errors import run_cli
 from common.paths import DATA_ROOT, UNET_CHECKPOINTS
 from common.runtime import pick_device
@@ -47,8 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "plain: a 49-way softmax. Stored in the checkpoint")
     parser.add_argument("--dice", type=non_negative_float, default=0.0,
                         help="weight of a soft-Dice term added to cross-entropy")
+    parser.add_argument("--shape_weight", type=non_negative_float, default=0.0,
+                        help="weight of an extra cross-entropy of the shape alone (cube, sphere, cylinder), "
+                             "averaged over object pixels only")
     parser.add_argument("--crop", type=crop_size, default=None,
                         help="train on random HxW crops, e.g. 96x128 (default: whole frames)")
+    parser.add_argument("--object_crops", type=probability, default=0.0,
+                        help="with --crop: share of crops placed around a random object pixel (the rest: uniform)")
     parser.add_argument("--no_flip", action="store_true", help="disable random horizontal flips")
     parser.add_argument("--val_frames", type=parse_frames, default=parse_frames("all"),
                         help="frames of each val video scored each epoch: 'all' or e.g. '0,10,21'")
@@ -81,9 +86,10 @@ def make_task(args: argparse.Namespace) -> TrainTask:
 
     def loss(model, batch, device):
         image, mask = (t.to(device, non_blocking=True) for t in batch)
-        return segmentation_loss(model(image), mask, args.dice)
+        return segmentation_loss(model(image), mask, args.dice, args.shape_weight)
 
-    return TrainTask(model=model, train_set=Augmented(train, args.crop, flip=not args.no_flip), val_set=val,
+    augmented = Augmented(train, args.crop, flip=not args.no_flip, object_crops=args.object_crops)
+    return TrainTask(model=model, train_set=augmented, val_set=val,
                      loss=loss, evaluate=evaluate, metric="val_jaccard", higher_is_better=True)
 
 

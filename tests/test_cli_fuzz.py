@@ -47,6 +47,7 @@ BAD_VALUES = {
     cli.positive_float: ["0", "-1", "nan", "inf"],
     cli.non_negative_float: ["-1", "-0.5", "inf"],
     cli.fraction: ["0", "1", "-0.1"],
+    cli.probability: ["-0.1", "1.5", "nan"],
     crop_size: ["0x128", "-96x128", "96x-1", "200x128", "96"],
     cli.device_name: ["tpu", "cuda:x"] + ([] if torch.cuda.is_available() else ["cuda", "cuda:0"]),
 }

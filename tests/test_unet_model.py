@@ -159,3 +159,63 @@ def test_config_without_head_rebuilds_the_plain_head() -> None:
 def test_invalid_head_raises(bad: dict) -> None:
     with pytest.raises(ValueError, match="head|factorized"):
         UNet(base_width=2, **bad)
+
+
+def _frame_with_one_object() -> tuple[torch.Tensor, torch.Tensor]:
+    mask = torch.zeros(HEIGHT, WIDTH, dtype=torch.long)
+    mask[150:155, 230:235] = 7   # a corner object that a uniform 96x128 crop rarely holds
+    return torch.rand(3, HEIGHT, WIDTH), mask
+
+
+def test_object_crops_hold_an_object_and_uniform_crops_mostly_miss_it() -> None:
+    from Unets.segmentation import Augmented
+    image, mask = _frame_with_one_object()
+    torch.manual_seed(0)
+    held = {p: sum(bool(Augmented([(image, mask)], (96, 128), flip=False, object_crops=p)[0][1].any())
+                   for _ in range(200)) for p in (0.0, 0.5, 1.0)}
+    assert held[1.0] == 200
+    assert held[0.0] < 20 and 80 < held[0.5] < 130
+    crop_image, crop_mask = Augmented([(image, mask)], (96, 128), object_crops=1.0)[0]
+    assert crop_image.shape == (3, 96, 128) and crop_mask.shape == (96, 128)
+
+
+def test_object_crops_of_an_empty_frame_are_uniform_and_draw_the_same_stream() -> None:
+    from Unets.segmentation import Augmented
+    image, mask = torch.rand(3, HEIGHT, WIDTH), torch.zeros(HEIGHT, WIDTH, dtype=torch.long)
+    crops = []
+    for p in (0.0, 1.0):
+        torch.manual_seed(3)
+        crops.append([Augmented([(image, mask)], (96, 128), object_crops=p)[0][0] for _ in range(5)])
+    assert all(torch.equal(a, b) for a, b in zip(*crops))
+    with pytest.raises(ValueError, match="probability"):
+        Augmented([(image, mask)], (96, 128), object_crops=1.5)
+
+
+def test_shape_loss_of_the_factorized_head_is_the_cross_entropy_of_its_shape_logits() -> None:
+    from Unets.segmentation import segmentation_loss, shape_loss
+    torch.manual_seed(0)
+    head = UNet(base_width=4, depth=2, head="factorized").outc
+    features = torch.randn(2, 4, 8, 8)
+    target = torch.randint(0, NUM_CLASSES, (2, 8, 8))
+    target[0, 0] = 0
+    scores = head(features)
+    _, shape_logits, _, _ = head._logits(features)
+    objects = target > 0
+    expected = torch.nn.functional.cross_entropy(shape_logits.movedim(1, -1)[objects], (target[objects] - 1) // 16)
+    assert torch.allclose(shape_loss(scores, target), expected, atol=1e-5)
+    assert torch.allclose(segmentation_loss(scores, target, shape_weight=2.0),
+                          segmentation_loss(scores, target) + 2 * expected, atol=1e-5)
+
+
+def test_shape_loss_is_zero_without_objects_and_penalizes_the_wrong_shape() -> None:
+    from Unets.segmentation import shape_loss
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    scores = torch.zeros(1, NUM_CLASSES, 4, 4, requires_grad=True)
+    empty = shape_loss(scores, target)
+    empty.backward()
+    assert empty.item() == 0.0 and scores.grad is not None
+    target[0, 1, 1] = 1 + 16 * 2 + 5                       # a cylinder
+    right, wrong = torch.full((2, 1, NUM_CLASSES, 4, 4), -9.0).unbind(0)
+    right[0, 1 + 16 * 2 + 3, 1, 1] = 9.0                   # another cylinder: the shape is right
+    wrong[0, 1 + 5, 1, 1] = 9.0                            # a cube of the right colour
+    assert shape_loss(right, target) < 1e-3 < 5 < shape_loss(wrong, target)
