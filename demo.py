@@ -173,10 +173,10 @@ class Profile:
 # The laptop demo on 2 CPU cores: most of the time goes to the U-Net, which every predictor reads
 # through: 1700 steps with a soft-Dice term, every crop around an object and an extra shape term
 # (seed 1, one thread: val oracle 0.74; 0.61 without the shape term, 0.42 with uniform crops too;
-# docs/experiments.md). The mask SimVP, the hybrid and
-# the reconstructor get a few steps each, enough to run their whole path, not to learn; hence also
-# half the preset's unlabeled videos, which only they read. No fine-tune: on 64 train videos it made the chain
-# worse (0.036 vs 0.075 baseline).
+# docs/experiments.md). The mask SimVP, the hybrid and the reconstructor get a few steps each,
+# enough to run their whole path, not to learn; hence also half the preset's unlabeled videos,
+# which only they read. No fine-tune: on 64 train videos it made the chain worse (0.036 vs 0.075
+# baseline).
 DEMO = Profile(
     preset="tiny",
     videos={"unlabeled": 64},

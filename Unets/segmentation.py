@@ -98,18 +98,16 @@ class Augmented(Dataset):
     def _corner(self, mask: torch.Tensor) -> tuple[int, int]:
         """Top-left corner of the crop: uniform, or around an object pixel (see the class doc)."""
         (h, w), (ch, cw) = mask.shape, self.crop
-        lo = [0, 0]
-        hi = [h - ch, w - cw]
         # Both draws happen every time, so the random stream does not depend on the masks.
         pick, place = torch.rand(()), torch.rand(2)
-        if pick < self.object_crops:
-            objects = mask.nonzero()
-            if len(objects):
-                py, px = objects[int(pick / self.object_crops * len(objects)) % len(objects)].tolist()
-                # The object pixel lands in the crop's middle half, then the crop is clamped to the frame.
-                lo = [min(max(py - ch * 3 // 4, 0), hi[0]), min(max(px - cw * 3 // 4, 0), hi[1])]
-                hi = [min(max(py - ch // 4, 0), hi[0]), min(max(px - cw // 4, 0), hi[1])]
-        return tuple(int(a + place[i] * (b - a + 1)) if b > a else a for i, (a, b) in enumerate(zip(lo, hi)))
+        spans = [(0, h - ch), (0, w - cw)]
+        if pick < self.object_crops and len(objects := mask.nonzero()):
+            pixel = objects[int(pick / self.object_crops * len(objects)) % len(objects)].tolist()
+            # The object pixel lands in the crop's middle half, then the crop is clamped to the frame.
+            spans = [(min(max(p - c * 3 // 4, 0), top), min(max(p - c // 4, 0), top))
+                     for p, c, (_, top) in zip(pixel, self.crop, spans)]
+        # float32 rounds lo + u * n up to lo + n for some u just below 1: hence the min.
+        return tuple(min(int(lo + u * (hi - lo + 1)), hi) for u, (lo, hi) in zip(place, spans))
 
 
 # Frames per U-Net call, by device type. On a CPU small batches keep each layer's activations

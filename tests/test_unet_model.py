@@ -219,3 +219,19 @@ def test_shape_loss_is_zero_without_objects_and_penalizes_the_wrong_shape() -> N
     right[0, 1 + 16 * 2 + 3, 1, 1] = 9.0                   # another cylinder: the shape is right
     wrong[0, 1 + 5, 1, 1] = 9.0                            # a cube of the right colour
     assert shape_loss(right, target) < 1e-3 < 5 < shape_loss(wrong, target)
+
+
+def test_crops_stay_whole_at_the_largest_draw(monkeypatch) -> None:
+    from Unets.segmentation import Augmented
+    image = torch.rand(3, HEIGHT, WIDTH)
+    below_one = 1 - 2 ** -24                       # the largest float32 torch.rand can return
+    monkeypatch.setattr(torch, "rand", lambda *size: torch.full(size[0] if size and isinstance(size[0], tuple)
+                                                                else size, below_one))
+    for y in range(0, HEIGHT, 7):                  # objects everywhere: every span of corners
+        for x in range(0, WIDTH, 11):
+            mask = torch.zeros(HEIGHT, WIDTH, dtype=torch.long)
+            mask[y, x] = 3
+            for p in (0.0, 1.0):
+                crop_image, crop_mask = Augmented([(image, mask)], (96, 128), flip=False, object_crops=p)[0]
+                assert crop_image.shape == (3, 96, 128) and crop_mask.shape == (96, 128)
+                assert p == 0.0 or crop_mask.any()
