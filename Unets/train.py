@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shape_weight", type=non_negative_float, default=0.0,
                         help="weight of an extra cross-entropy of the shape alone (cube, sphere, cylinder), "
                              "averaged over object pixels only")
+    parser.add_argument("--material_weight", type=non_negative_float, default=0.0,
+                        help="the same for the material (metal, rubber)")
     parser.add_argument("--crop", type=crop_size, default=None,
                         help="train on random HxW crops, e.g. 96x128 (default: whole frames)")
     parser.add_argument("--object_crops", type=probability, default=0.0,
@@ -86,7 +88,7 @@ def make_task(args: argparse.Namespace) -> TrainTask:
 
     def loss(model, batch, device):
         image, mask = (t.to(device, non_blocking=True) for t in batch)
-        return segmentation_loss(model(image), mask, args.dice, args.shape_weight)
+        return segmentation_loss(model(image), mask, args.dice, args.shape_weight, args.material_weight)
 
     augmented = Augmented(train, args.crop, flip=not args.no_flip, object_crops=args.object_crops)
     return TrainTask(model=model, train_set=augmented, val_set=val,

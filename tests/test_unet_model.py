@@ -191,20 +191,25 @@ def test_object_crops_of_an_empty_frame_are_uniform_and_draw_the_same_stream() -
         Augmented([(image, mask)], (96, 128), object_crops=1.5)
 
 
-def test_shape_loss_of_the_factorized_head_is_the_cross_entropy_of_its_shape_logits() -> None:
-    from Unets.segmentation import segmentation_loss, shape_loss
+def test_attribute_losses_of_the_factorized_head_are_the_cross_entropies_of_its_attribute_logits() -> None:
+    from Unets.segmentation import attribute_loss, segmentation_loss, shape_loss
     torch.manual_seed(0)
     head = UNet(base_width=4, depth=2, head="factorized").outc
     features = torch.randn(2, 4, 8, 8)
     target = torch.randint(0, NUM_CLASSES, (2, 8, 8))
     target[0, 0] = 0
     scores = head(features)
-    _, shape_logits, _, _ = head._logits(features)
+    _, shape_logits, material_logits, _ = head._logits(features)
     objects = target > 0
-    expected = torch.nn.functional.cross_entropy(shape_logits.movedim(1, -1)[objects], (target[objects] - 1) // 16)
-    assert torch.allclose(shape_loss(scores, target), expected, atol=1e-5)
-    assert torch.allclose(segmentation_loss(scores, target, shape_weight=2.0),
-                          segmentation_loss(scores, target) + 2 * expected, atol=1e-5)
+    ce = torch.nn.functional.cross_entropy
+    shape = ce(shape_logits.movedim(1, -1)[objects], (target[objects] - 1) // 16)
+    material = ce(material_logits.movedim(1, -1)[objects], (target[objects] - 1) // 8 % 2)
+    assert torch.allclose(shape_loss(scores, target), shape, atol=1e-5)
+    assert torch.allclose(attribute_loss(scores, target, "material"), material, atol=1e-5)
+    assert torch.allclose(segmentation_loss(scores, target, shape_weight=2.0, material_weight=0.5),
+                          segmentation_loss(scores, target) + 2 * shape + 0.5 * material, atol=1e-5)
+    with pytest.raises(ValueError, match="colour"):
+        attribute_loss(scores, target, "colour")
 
 
 def test_shape_loss_is_zero_without_objects_and_penalizes_the_wrong_shape() -> None:
@@ -219,6 +224,10 @@ def test_shape_loss_is_zero_without_objects_and_penalizes_the_wrong_shape() -> N
     right[0, 1 + 16 * 2 + 3, 1, 1] = 9.0                   # another cylinder: the shape is right
     wrong[0, 1 + 5, 1, 1] = 9.0                            # a cube of the right colour
     assert shape_loss(right, target) < 1e-3 < 5 < shape_loss(wrong, target)
+    from Unets.segmentation import attribute_loss
+    rubber = torch.full((1, NUM_CLASSES, 4, 4), -9.0)
+    rubber[0, 1 + 16 * 2 + 8 + 5, 1, 1] = 9.0              # the same colour and shape in rubber
+    assert attribute_loss(wrong, target, "material") < 1e-3 < 5 < attribute_loss(rubber, target, "material")
 
 
 def test_crops_stay_whole_at_the_largest_draw(monkeypatch) -> None:
@@ -235,3 +244,26 @@ def test_crops_stay_whole_at_the_largest_draw(monkeypatch) -> None:
                 crop_image, crop_mask = Augmented([(image, mask)], (96, 128), flip=False, object_crops=p)[0]
                 assert crop_image.shape == (3, 96, 128) and crop_mask.shape == (96, 128)
                 assert p == 0.0 or crop_mask.any()
+
+
+def test_dice_loss_is_the_one_hot_soft_dice_over_present_classes() -> None:
+    from Unets.segmentation import dice_loss, segmentation_loss, shape_loss
+    torch.manual_seed(0)
+    scores = torch.randn(2, NUM_CLASSES, 6, 7, requires_grad=True)
+    target = torch.randint(0, 5, (2, 6, 7))          # classes 0..4 present, the other 44 absent
+    probs = scores.softmax(1)
+    onehot = torch.nn.functional.one_hot(target, NUM_CLASSES).movedim(-1, 1).float()
+    present = onehot.sum((0, 2, 3)) > 0
+    dice = (2 * (probs * onehot).sum((0, 2, 3)) + 1) / (probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1)
+    expected = 1 - dice[present].mean()
+    assert present.sum() == 5 and torch.allclose(dice_loss(scores, target), expected, atol=1e-6)
+    grad, = torch.autograd.grad(dice_loss(scores, target), scores)
+    grad_expected, = torch.autograd.grad(expected, scores)
+    assert torch.allclose(grad, grad_expected, atol=1e-7)
+    combined = segmentation_loss(scores, target, dice_weight=0.5, shape_weight=2.0)
+    parts = (torch.nn.functional.cross_entropy(scores, target) + 0.5 * expected
+             + 2.0 * shape_loss(scores, target))
+    assert torch.allclose(combined, parts, atol=1e-5)
+    # A confident right answer leaves almost no Dice loss; a confident wrong one almost all of it.
+    right = torch.nn.functional.one_hot(target, NUM_CLASSES).movedim(-1, 1).float() * 30
+    assert dice_loss(right, target) < 1e-3 and dice_loss(right, (target + 1) % 5) > 0.9
