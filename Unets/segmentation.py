@@ -16,19 +16,12 @@ from Data.layout import COLOURS, HEIGHT, MATERIALS, NUM_CLASSES, SHAPES, WIDTH
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - mean soft Dice over the classes present in the batch (absent ones carry no signal)."""
-    return _dice(logits.float().log_softmax(1), target)
-
-
-def _dice(log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    probs = log_probs.exp()
-    classes, ids = probs.shape[1], target.flatten()
-    # sum(probs * onehot) per class, without the (B, C, H, W) one-hot: each pixel adds its own class's probability.
-    own = probs.gather(1, target[:, None]).flatten()
-    inter = torch.zeros(classes, dtype=probs.dtype, device=probs.device).index_add(0, ids, own)
-    counts = torch.bincount(ids, minlength=classes).to(probs.dtype)
-    denom = probs.sum((0, 2, 3)) + counts
-    present = counts > 0
-    return 1 - (2 * inter[present] + 1).div(denom[present] + 1).mean()
+    probs = logits.float().softmax(1)
+    onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).float()
+    inter = (probs * onehot).sum((0, 2, 3))
+    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    present = onehot.sum((0, 2, 3)) > 0
+    return 1 - (2 * inter[present] + 1) .div(denom[present] + 1).mean()
 
 
 def attribute_loss(logits: torch.Tensor, target: torch.Tensor, attribute: str = "shape") -> torch.Tensor:
@@ -38,11 +31,23 @@ def attribute_loss(logits: torch.Tensor, target: torch.Tensor, attribute: str = 
     p(shape | object) sums the classes of that shape (class id 1 + colour + 8*material + 16*shape),
     and likewise for material. Shape is what a small U-Net learns last (cubes and cylinders differ
     only in outline and top face, where colour and material fill the whole object), so this term
-    lets it weigh more; material is the next hardest (a weight on shape alone trades material
-    for it). It is a mean over object pixels (a few % of a frame) where the main cross-entropy
-    averages over all pixels: weight 1 already gives the attribute ~20x its share of the main term.
+    lets it weigh more; a large shape weight alone costs material, which its own term gives back.
+    It is a mean over object pixels (a few % of a frame) where the main cross-entropy averages
+    over all pixels: weight 1 already gives the attribute ~20x its share of the main term.
     """
-    return _attribute(logits.float().log_softmax(1), target, attribute)
+    objects = target > 0
+    if not objects.any():
+        return logits.sum() * 0.0
+    log_probs = logits.float().log_softmax(1)[:, 1:]
+    if attribute == "shape":
+        scores = log_probs.unflatten(1, (len(SHAPES), -1)).logsumexp(2)
+        labels = (target[objects] - 1) // (len(MATERIALS) * len(COLOURS))
+    elif attribute == "material":
+        scores = log_probs.unflatten(1, (len(SHAPES), len(MATERIALS), len(COLOURS))).logsumexp((1, 3))
+        labels = (target[objects] - 1) // len(COLOURS) % len(MATERIALS)
+    else:
+        raise ValueError(f"attribute is 'shape' or 'material', got {attribute!r}")
+    return F.cross_entropy(scores.movedim(1, -1)[objects], labels)
 
 
 def shape_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -50,31 +55,16 @@ def shape_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return attribute_loss(logits, target, "shape")
 
 
-def _attribute(log_probs: torch.Tensor, target: torch.Tensor, attribute: str) -> torch.Tensor:
-    objects = target > 0
-    if not objects.any():
-        return log_probs.sum() * 0.0
-    grid = log_probs[:, 1:].unflatten(1, (len(SHAPES), len(MATERIALS), len(COLOURS)))
-    if attribute == "shape":
-        scores, labels = grid.flatten(2, 3).logsumexp(2), (target[objects] - 1) // (len(MATERIALS) * len(COLOURS))
-    elif attribute == "material":
-        scores, labels = grid.logsumexp((1, 3)), (target[objects] - 1) // len(COLOURS) % len(MATERIALS)
-    else:
-        raise ValueError(f"attribute is 'shape' or 'material', got {attribute!r}")
-    return F.cross_entropy(scores.movedim(1, -1)[objects], labels)
-
-
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.0,
                       shape_weight: float = 0.0, material_weight: float = 0.0) -> torch.Tensor:
-    """Cross-entropy, plus the weighted soft-Dice and attribute terms, all from one log-softmax of the scores."""
-    log_probs = logits.float().log_softmax(1)
-    loss = F.nll_loss(log_probs, target)
+    """Cross-entropy plus the weighted soft-Dice, shape and material terms."""
+    loss = F.cross_entropy(logits.float(), target)
     if dice_weight:
-        loss = loss + dice_weight * _dice(log_probs, target)
+        loss = loss + dice_weight * dice_loss(logits, target)
     if shape_weight:
-        loss = loss + shape_weight * _attribute(log_probs, target, "shape")
+        loss = loss + shape_weight * shape_loss(logits, target)
     if material_weight:
-        loss = loss + material_weight * _attribute(log_probs, target, "material")
+        loss = loss + material_weight * attribute_loss(logits, target, "material")
     return loss
 
 
