@@ -212,19 +212,19 @@ def test_attribute_losses_of_the_factorized_head_are_the_cross_entropies_of_its_
         attribute_loss(scores, target, "colour")
 
 
-def test_shape_loss_is_zero_without_objects_and_penalizes_the_wrong_shape() -> None:
-    from Unets.segmentation import shape_loss
+def test_attribute_losses_are_zero_without_objects_and_penalize_the_wrong_attribute() -> None:
+    from Unets.segmentation import attribute_loss, shape_loss
     target = torch.zeros(1, 4, 4, dtype=torch.long)
     scores = torch.zeros(1, NUM_CLASSES, 4, 4, requires_grad=True)
     empty = shape_loss(scores, target)
     empty.backward()
     assert empty.item() == 0.0 and scores.grad is not None
+    assert attribute_loss(scores, target, "material").item() == 0.0
     target[0, 1, 1] = 1 + 16 * 2 + 5                       # a cylinder
     right, wrong = torch.full((2, 1, NUM_CLASSES, 4, 4), -9.0).unbind(0)
     right[0, 1 + 16 * 2 + 3, 1, 1] = 9.0                   # another cylinder: the shape is right
     wrong[0, 1 + 5, 1, 1] = 9.0                            # a cube of the right colour
     assert shape_loss(right, target) < 1e-3 < 5 < shape_loss(wrong, target)
-    from Unets.segmentation import attribute_loss
     rubber = torch.full((1, NUM_CLASSES, 4, 4), -9.0)
     rubber[0, 1 + 16 * 2 + 8 + 5, 1, 1] = 9.0              # the same colour and shape in rubber
     assert attribute_loss(wrong, target, "material") < 1e-3 < 5 < attribute_loss(rubber, target, "material")
