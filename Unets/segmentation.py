@@ -11,7 +11,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import DataLoader, Dataset
 
 from common.metrics import jaccard_metric
-from Data.layout import COLOURS, HEIGHT, MATERIALS, NUM_CLASSES, SHAPES, WIDTH
+from Data.layout import HEIGHT, NUM_CLASSES, WIDTH
+from Unets.unet_model import ATTRIBUTES
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -35,16 +36,21 @@ def attribute_loss(logits: torch.Tensor, target: torch.Tensor, attribute: str = 
     It is a mean over object pixels (a few % of a frame) where the main cross-entropy averages
     over all pixels: weight 1 already gives the attribute ~20x its share of the main term.
     """
+    return _attribute_loss(logits.float().log_softmax(1), target, attribute)
+
+
+def _attribute_loss(log_probs: torch.Tensor, target: torch.Tensor, attribute: str) -> torch.Tensor:
+    """`attribute_loss` from the 49-class log-probabilities, which several terms can share."""
     objects = target > 0
     if not objects.any():
-        return logits.sum() * 0.0
-    log_probs = logits.float().log_softmax(1)[:, 1:]
+        return log_probs.sum() * 0.0
+    shapes, materials, colours = ATTRIBUTES
     if attribute == "shape":
-        scores = log_probs.unflatten(1, (len(SHAPES), -1)).logsumexp(2)
-        labels = (target[objects] - 1) // (len(MATERIALS) * len(COLOURS))
+        scores = log_probs[:, 1:].unflatten(1, (shapes, -1)).logsumexp(2)
+        labels = (target[objects] - 1) // (materials * colours)
     elif attribute == "material":
-        scores = log_probs.unflatten(1, (len(SHAPES), len(MATERIALS), len(COLOURS))).logsumexp((1, 3))
-        labels = (target[objects] - 1) // len(COLOURS) % len(MATERIALS)
+        scores = log_probs[:, 1:].unflatten(1, ATTRIBUTES).logsumexp((1, 3))
+        labels = (target[objects] - 1) // colours % materials
     else:
         raise ValueError(f"attribute is 'shape' or 'material', got {attribute!r}")
     return F.cross_entropy(scores.movedim(1, -1)[objects], labels)
@@ -61,10 +67,11 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: f
     loss = F.cross_entropy(logits.float(), target)
     if dice_weight:
         loss = loss + dice_weight * dice_loss(logits, target)
-    if shape_weight:
-        loss = loss + shape_weight * shape_loss(logits, target)
-    if material_weight:
-        loss = loss + material_weight * attribute_loss(logits, target, "material")
+    if shape_weight or material_weight:
+        log_probs = logits.float().log_softmax(1)   # once for both attribute terms
+        for weight, attribute in ((shape_weight, "shape"), (material_weight, "material")):
+            if weight:
+                loss = loss + weight * _attribute_loss(log_probs, target, attribute)
     return loss
 
 
