@@ -92,7 +92,8 @@ def make_task(args: argparse.Namespace) -> TrainTask:
 
     augmented = Augmented(train, args.crop, flip=not args.no_flip, object_crops=args.object_crops)
     return TrainTask(model=model, train_set=augmented, val_set=val,
-                     loss=loss, evaluate=evaluate, metric="val_jaccard", higher_is_better=True)
+                     loss=loss, evaluate=evaluate, metric="val_jaccard", higher_is_better=True,
+                     channels_last=True)
 
 
 def finetune_sets(args: argparse.Namespace, use_cache: bool) -> tuple[Dataset, Dataset]:

@@ -4,6 +4,9 @@
     python benchmarks/bench_models.py --seconds 5     # longer measurements
 
 Training = forward + backward + AdamW step; inference = forward under inference_mode.
+U-Nets are timed with contiguous (NCHW) and channels_last weights, the layout `Unets/train.py`
+trains in; the "demo step" rows are `make demo`'s U-Net step (factorized head, its loss terms,
+batch 8 crops of 96x128), whatever --batch says.
 Each figure is samples/s over the median of timed steps after one warm-up step.
 """
 from __future__ import annotations
@@ -21,7 +24,10 @@ from common.errors import run_cli
 from Data.layout import HEIGHT, NUM_CLASSES, WIDTH
 from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
 from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
+from Unets.segmentation import segmentation_loss
 from Unets.unet_model import UNet
+
+LAYOUTS = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 def timed(step: Callable[[], None], seconds: float) -> float:
@@ -71,9 +77,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     masks = lambda: (torch.randint(0, NUM_CLASSES, (b, 11, HEIGHT, WIDTH)), torch.randint(0, NUM_CLASSES, (b, HEIGHT, WIDTH)))  # noqa: E731
     rows = []
     for w in args.widths:
-        model = UNet(base_width=w)
-        n = sum(p.numel() for p in model.parameters())
-        rows.append((f"U-Net base {w}", n, "images", *speeds(model, images, F.cross_entropy, b, args.seconds)))
+        for layout, fmt in LAYOUTS.items():
+            model = UNet(base_width=w).to(memory_format=fmt)
+            n = sum(p.numel() for p in model.parameters())
+            rows.append((f"U-Net {w} {layout}", n, "images", *speeds(model, images, F.cross_entropy, b, args.seconds)))
+    crops = lambda: (torch.rand(8, 3, 96, 128), torch.randint(0, NUM_CLASSES, (8, 96, 128)))  # noqa: E731
+    demo_loss = lambda logits, y: segmentation_loss(logits, y, dice_weight=1.0, shape_weight=0.2)  # noqa: E731
+    for layout, fmt in LAYOUTS.items():
+        model = UNet(base_width=16, head="factorized").to(memory_format=fmt)
+        rows.append((f"demo step {layout}", sum(p.numel() for p in model.parameters()), "crops",
+                     *speeds(model, crops, demo_loss, 8, args.seconds)))
     for mode in ("jump", "rollout"):
         model = Reconstructor(mode=mode)
         target = (lambda: (clips()[0], torch.rand(b, 11, 3, HEIGHT, WIDTH))) if mode == "rollout" else clips
@@ -83,9 +96,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows.append(("mask SimVP", sum(p.numel() for p in model.parameters()), "clips",
                  *speeds(model, masks, F.cross_entropy, b, args.seconds)))
     print(f"\nCPU threads: {torch.get_num_threads()}, batch {b}, {HEIGHT}x{WIDTH}")
-    print(f"{'model':<22}{'params':>12}{'unit':>8}{'train/s':>10}{'infer/s':>10}")
+    print(f"{'model':<26}{'params':>12}{'unit':>8}{'train/s':>10}{'infer/s':>10}")
     for name, n, unit, tr, inf in rows:
-        print(f"{name:<22}{n:>12,}{unit:>8}{tr:>10.1f}{inf:>10.1f}")
+        print(f"{name:<26}{n:>12,}{unit:>8}{tr:>10.1f}{inf:>10.1f}")
 
 
 if __name__ == "__main__":

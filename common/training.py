@@ -74,6 +74,8 @@ class TrainTask:
     higher_is_better: bool = True
     on_epoch_end: Callable[[nn.Module, int, Path], None] | None = None
     extra: dict = field(default_factory=dict)   # stored in checkpoints (e.g. data settings)
+    # Weights in channels_last on a CPU too (always on CUDA): oneDNN's 2-D convolutions run faster so.
+    channels_last: bool = False
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -149,7 +151,7 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
     if ckpt is not None:
         task.model = _model_of_run(task.model, ckpt, last_path)
     model = task.model.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or task.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 

@@ -258,12 +258,15 @@ def test_dice_loss_is_the_one_hot_soft_dice_over_present_classes() -> None:
     expected = 1 - dice[present].mean()
     assert present.sum() == 5 and torch.allclose(dice_loss(scores, target), expected, atol=1e-6)
     grad, = torch.autograd.grad(dice_loss(scores, target), scores)
-    grad_expected, = torch.autograd.grad(expected, scores)
+    grad_expected, = torch.autograd.grad(expected, scores, retain_graph=True)
     assert torch.allclose(grad, grad_expected, atol=1e-7)
     combined = segmentation_loss(scores, target, dice_weight=0.5, shape_weight=2.0)
     parts = (torch.nn.functional.cross_entropy(scores, target) + 0.5 * expected
              + 2.0 * shape_loss(scores, target))
     assert torch.allclose(combined, parts, atol=1e-5)
+    # The terms share one log-softmax; the gradient is still the sum of the terms' gradients.
+    grad_combined, grad_parts = (torch.autograd.grad(x, scores)[0] for x in (combined, parts))
+    assert torch.allclose(grad_combined, grad_parts, atol=1e-7)
     # A confident right answer leaves almost no Dice loss; a confident wrong one almost all of it.
     right = torch.nn.functional.one_hot(target, NUM_CLASSES).movedim(-1, 1).float() * 30
     assert dice_loss(right, target) < 1e-3 and dice_loss(right, (target + 1) % 5) > 0.9
