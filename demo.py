@@ -186,7 +186,7 @@ DEMO = Profile(
     mask_simvp=["--batch_size", "8", "--hid_s", "16", "--hid_t", "64", "--n_t", "2"],
     mask_hybrid=["--batch_size", "8", "--hid_s", "16", "--hid_t", "64", "--n_t", "2"],
     reconstructor=["--batch_size", "4", "--base_width", "8", "--hidden", "32", "--holdout", "0.1"],
-    steps={"unet": 1550, "mask_simvp": 5, "mask_hybrid": 5, "reconstructor": 10},
+    steps={"unet": 1800, "mask_simvp": 5, "mask_hybrid": 5, "reconstructor": 10},
     epochs={"unet": 40, "mask_simvp": 60, "mask_hybrid": 60, "reconstructor": 30, "finetune": 20})
 
 
