@@ -171,10 +171,10 @@ class Profile:
 
 
 # The laptop demo on 2 CPU cores: most of the time goes to the U-Net, which every predictor reads
-# through: 1550 steps with a soft-Dice term, every crop around an object and an extra shape term
-# (val oracle 0.75 / 0.72 / 0.50 for seeds 0 / 1 / 2; seed 1 at 1700 steps, one thread: 0.74, 0.61
-# without the shape term, 0.42 with uniform crops too; seed 2 with shape 2, material 1, lr 1e-3:
-# oracle 0.57 but 1.25x; docs/experiments.md). The mask SimVP, the
+# through: 1800 steps (~0.33 s each) with a soft-Dice term, every crop around an object and an extra
+# shape term (val oracle 0.78 / 0.74 / 0.43 for seeds 0 / 1 / 2; at 1550 steps seed 0 got 0.69;
+# seed 1 at 1700 steps, one thread: 0.74, 0.61 without the shape term, 0.42 with uniform crops too;
+# docs/experiments.md). The mask SimVP, the
 # hybrid and the reconstructor get a few steps each, enough to run their whole path, not to learn;
 # hence also a quarter of the preset's unlabeled videos, which only they read. No fine-tune: on 64
 # train videos it made the chain worse (0.036 vs 0.075 baseline).
