@@ -70,7 +70,7 @@ def shape_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.0,
                       shape_weight: float = 0.0, material_weight: float = 0.0) -> torch.Tensor:
     """Cross-entropy plus the weighted soft-Dice, shape and material terms, all from one log-softmax
-    (a quarter of a CPU training step went to computing it once per term)."""
+    (once per term, it took ~15% of a CPU training step: docs/experiments.md)."""
     log_probs = logits.float().log_softmax(1)
     loss = F.nll_loss(log_probs, target)
     if dice_weight:
