@@ -5,8 +5,8 @@
 
 Training = forward + backward + AdamW step; inference = forward under inference_mode.
 U-Nets are timed with contiguous (NCHW) and channels_last weights, the layout `Unets/train.py`
-trains in; the "demo step" rows are `make demo`'s U-Net step (factorized head, its loss terms,
-batch 8 crops of 96x128), whatever --batch says.
+trains in; the "demo step" rows are `make demo`'s U-Net step (the model, loss terms, crop and
+batch of `demo.DEMO.unet`), whatever --batch says.
 Each figure is samples/s over the median of timed steps after one warm-up step.
 """
 from __future__ import annotations
@@ -22,12 +22,18 @@ import torch.nn.functional as F
 from common.cli import ArgumentParser, positive_float, positive_int
 from common.errors import run_cli
 from Data.layout import HEIGHT, NUM_CLASSES, WIDTH
+import demo
 from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
 from SSL_convLSTM_Reconstructor.reconstructor_model import Reconstructor
+from Unets import train as unet_train
 from Unets.segmentation import segmentation_loss
 from Unets.unet_model import UNet
 
 LAYOUTS = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def timed(step: Callable[[], None], seconds: float) -> float:
@@ -79,22 +85,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     for w in args.widths:
         for layout, fmt in LAYOUTS.items():
             model = UNet(base_width=w).to(memory_format=fmt)
-            n = sum(p.numel() for p in model.parameters())
-            rows.append((f"U-Net {w} {layout}", n, "images", *speeds(model, images, F.cross_entropy, b, args.seconds)))
-    crops = lambda: (torch.rand(8, 3, 96, 128), torch.randint(0, NUM_CLASSES, (8, 96, 128)))  # noqa: E731
-    demo_loss = lambda logits, y: segmentation_loss(logits, y, dice_weight=1.0, shape_weight=0.2)  # noqa: E731
+            rows.append((f"U-Net {w} {layout}", parameters(model), "images",
+                         *speeds(model, images, F.cross_entropy, b, args.seconds)))
+    flags = unet_train.build_parser().parse_args(demo.DEMO.unet)
+    crop_h, crop_w = flags.crop or (HEIGHT, WIDTH)
+    crops = lambda: (torch.rand(flags.batch_size, 3, crop_h, crop_w),  # noqa: E731
+                     torch.randint(0, NUM_CLASSES, (flags.batch_size, crop_h, crop_w)))
+    demo_loss = lambda logits, y: segmentation_loss(logits, y, flags.dice, flags.shape_weight,  # noqa: E731
+                                                    flags.material_weight)
     for layout, fmt in LAYOUTS.items():
-        model = UNet(base_width=16, head="factorized").to(memory_format=fmt)
-        rows.append((f"demo step {layout}", sum(p.numel() for p in model.parameters()), "crops",
-                     *speeds(model, crops, demo_loss, 8, args.seconds)))
+        model = UNet(base_width=flags.base_width, depth=flags.depth, bilinear=flags.bilinear,
+                     head=flags.head).to(memory_format=fmt)
+        rows.append((f"demo step {layout}", parameters(model), "crops",
+                     *speeds(model, crops, demo_loss, flags.batch_size, args.seconds)))
     for mode in ("jump", "rollout"):
         model = Reconstructor(mode=mode)
         target = (lambda: (clips()[0], torch.rand(b, 11, 3, HEIGHT, WIDTH))) if mode == "rollout" else clips
-        n = sum(p.numel() for p in model.parameters())
-        rows.append((f"reconstructor {mode}", n, "clips", *speeds(model, target, F.l1_loss, b, args.seconds)))
+        rows.append((f"reconstructor {mode}", parameters(model), "clips",
+                     *speeds(model, target, F.l1_loss, b, args.seconds)))
     model = MaskSimVP()
-    rows.append(("mask SimVP", sum(p.numel() for p in model.parameters()), "clips",
-                 *speeds(model, masks, F.cross_entropy, b, args.seconds)))
+    rows.append(("mask SimVP", parameters(model), "clips", *speeds(model, masks, F.cross_entropy, b, args.seconds)))
     print(f"\nCPU threads: {torch.get_num_threads()}, batch {b}, {HEIGHT}x{WIDTH}")
     print(f"{'model':<26}{'params':>12}{'unit':>8}{'train/s':>10}{'infer/s':>10}")
     for name, n, unit, tr, inf in rows:
