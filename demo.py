@@ -182,7 +182,7 @@ DEMO = Profile(
     preset="tiny",
     videos={"unlabeled": 32},
     unet=["--base_width", "16", "--crop", "96x128", "--batch_size", "8", "--val_frames", "0,10,21", "--lr", "3e-3",
-          "--dice", "1", "--object_crops", "1", "--shape_weight", "0.2"],
+          "--dice", "1", "--object_crops", "1", "--shape_weight", "1"],
     mask_simvp=["--batch_size", "8", "--hid_s", "16", "--hid_t", "64", "--n_t", "2"],
     mask_hybrid=["--batch_size", "8", "--hid_s", "16", "--hid_t", "64", "--n_t", "2"],
     reconstructor=["--batch_size", "4", "--base_width", "8", "--hidden", "32", "--holdout", "0.1"],
