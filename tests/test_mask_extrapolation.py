@@ -226,6 +226,21 @@ def test_scattered_specks_with_no_blob_at_their_median_are_ignored():
     assert out.shape == (64, 96) and (out == 3).sum() == 100
 
 
+def test_a_stray_patch_of_another_class_is_not_an_object():
+    # A segmenter's typical error: part of a moving object read as another class. Under the
+    # default min_area (100 px) that patch is no object, so the forecast does not carry it;
+    # a separate object of 121 px is still forecast.
+    frames = np.zeros((T_IN, H, W), np.uint8)
+    for t in range(T_IN):
+        disk(frames[t], 60.0, 40.0 + 3 * t, 12, cid=9)
+        frames[t, 54:60, 36 + 3 * t:44 + 3 * t] = 30           # 48 px of class 30 inside the disk
+        square(frames[t], 120, 180, 11, cid=17)
+    assert ExtrapolationParams.min_area == 100
+    out = extrapolate_mask(frames, flat())
+    assert set(np.unique(out)) == {0, 9, 17} and (out == 17).sum() == 121
+    assert (extrapolate_mask(frames, flat(min_area=15)) == 30).sum() == 48
+
+
 def test_params_file_round_trip_and_errors(tmp_path):
     params = flat(0.93, 0.1, restitution=0.6, window=4)
     (tmp_path / "extrapolation.json").write_text(json.dumps(params_record(params, fit={"note": "test"})))

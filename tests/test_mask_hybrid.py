@@ -163,3 +163,13 @@ def test_forecasts_of_pseudo_labels_depend_on_the_labels_precision(tmp_path):
     (out / "manifest.json").write_text(json.dumps({**old, "precision": "bf16"}))
     assert pf.masks_source(tmp_path, "unlabeled", "pseudo") == {"unet_sha1": "ab", "precision": "bf16",
                                                                 "source": "cd", "video_ids": [2000]}
+
+
+def test_bench_min_area_scores_each_value_from_both_kinds_of_masks(root, fit_dir, capsys):
+    from benchmarks import bench_min_area
+    table = bench_min_area.main(["--root_dir", str(root), "--saved_extrapolation_dir", str(fit_dir),
+                                 "--values", "15", "100000"])
+    assert set(table) == {15, 100000} and all(set(row) == {"U-Net masks", "true masks"} for row in table.values())
+    # No object covers 100000 pixels: both forecasts are all background, and score alike.
+    assert table[100000]["U-Net masks"] == table[100000]["true masks"] < table[15]["true masks"]
+    assert "frame-10 copy" in capsys.readouterr().out

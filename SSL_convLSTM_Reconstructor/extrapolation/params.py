@@ -28,7 +28,10 @@ class ExtrapolationParams:
     speed s becomes max(drag * s - friction, 0), in plane units per frame. Collisions: objects
     collide as discs of their shape's `radius` (plane units), equal masses, with `restitution`. Tracking: the velocity is fitted on the last
     `window` input frames; `min_area`, `occlusion_ratio` and `min_visible_frames` decide which
-    pixels count (see `tracking`); objects moving less than `static_px` are copied in place;
+    pixels count (see `tracking`). `min_area` is not fitted (the fit tracks true masks at 15 px):
+    100 px, a quarter of the median object, keeps the patches a segmenter paints in another
+    object's class from becoming objects of their own, and costs true masks almost nothing
+    (`benchmarks/bench_min_area.py`; docs/experiments.md). Objects moving less than `static_px` are copied in place;
     `substeps` is the simulation's time step (4 per frame score as 8 at half the cost).
     """
 
@@ -41,7 +44,7 @@ class ExtrapolationParams:
     collide: bool = True
     restitution: float = 1.0
     window: int = 6
-    min_area: int = 15
+    min_area: int = 100
     occlusion_ratio: float = 0.85
     min_visible_frames: int = 2
     static_px: float = 1.0

@@ -1,0 +1,69 @@
+"""The extrapolation's `min_area` (pixels for a frame of an object to count) against val JI.
+
+    python benchmarks/bench_min_area.py --root_dir Data \\
+        --saved_extrapolation_dir results/demo/checkpoints/extrapolation
+
+A segmenter paints parts of objects in other classes; the tracker follows class ids, so each
+such patch seen in enough frames is forecast as an object of its own. A higher `min_area` drops
+the patches, and would drop real objects that small. Per value this scores the physics forecast
+of the val videos' frame 21 from the U-Net's masks of frames 0..10 (the val pseudo-labels of
+`pseudo_labels.py`) and from their true masks, with every other parameter of the fit kept; the
+frame-10 copies score the baseline. Choose on videos other than the ones a result is reported on.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from common.cli import ArgumentParser, positive_int
+from common.errors import run_cli
+from common.metrics import jaccard_index
+from common.paths import DATA_ROOT, EXTRAPOLATION_FIT
+from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
+from Data.reading import SplitReader
+from models import load_extrapolation
+from SSL_convLSTM_Reconstructor.extrapolation import extrapolate_masks
+from SSL_convLSTM_Reconstructor.pseudo_labels import load_pseudo_labels
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root_dir", type=Path, default=DATA_ROOT, help="a root with val/ and its pseudo-labels")
+    parser.add_argument("--saved_extrapolation_dir", type=Path, default=EXTRAPOLATION_FIT,
+                        help="the extrapolation's fit (extrapolation.json or its folder)")
+    parser.add_argument("--values", type=positive_int, nargs="+", default=[15, 30, 60, 100, 150, 200],
+                        help="min_area values to score")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    params = load_extrapolation(args.saved_extrapolation_dir)
+    reader = SplitReader(args.root_dir, "val")
+    true = np.stack([reader.masks(i) for i in range(len(reader))])
+    inputs = {"U-Net masks": np.asarray(load_pseudo_labels(args.root_dir, "val"))[:, :NUM_INPUT_FRAMES],
+              "true masks": true[:, :NUM_INPUT_FRAMES]}
+    target = torch.from_numpy(true[:, TARGET_FRAME].astype(np.int64))
+
+    def score(pred) -> float:
+        return jaccard_index(torch.from_numpy(np.array(pred, np.int64)), target, NUM_CLASSES)
+
+    print(f"{len(reader)} val videos of {args.root_dir}; fit {args.saved_extrapolation_dir} "
+          f"(its min_area: {params.min_area})")
+    print(f"{'min_area':<22}" + "".join(f"{name:>14}" for name in inputs))
+    print(f"{'frame-10 copy':<22}" + "".join(f"{score(x[:, -1]):>14.4f}" for x in inputs.values()))
+    table = {}
+    for value in args.values:
+        fit = replace(params, min_area=value)
+        table[value] = {name: score(extrapolate_masks(x, fit)) for name, x in inputs.items()}
+        print(f"{value:<22}" + "".join(f"{v:>14.4f}" for v in table[value].values()), flush=True)
+    return table
+
+
+if __name__ == "__main__":
+    run_cli(main)
