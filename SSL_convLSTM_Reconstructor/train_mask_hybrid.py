@@ -48,16 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(parser)
     parser.add_argument("--saved_extrapolation_dir", type=Path, default=EXTRAPOLATION_FIT,
                         help="the extrapolation's fit (extrapolation.json or its folder) whose forecasts are corrected")
-    parser.add_argument("--train_inputs", choices=("true", "pseudo"), default="true",
-                        help="the train videos' input masks: their true masks, or the U-Net's (pseudo_labels.py "
-                             "--splits train), so that the true frame 21 teaches what the U-Net gets wrong")
     add_training_args(parser, out_dir=MASK_HYBRID_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser
 
 
 def make_task(args: argparse.Namespace) -> TrainTask:
     params = load_extrapolation(args.saved_extrapolation_dir)
-    parts = [HybridSequences(args.root_dir, "train", args.train_inputs, "true", params)]
+    parts = [HybridSequences(args.root_dir, "train", "true", "true", params)]
     if not args.no_unlabeled:
         parts.append(HybridSequences(args.root_dir, "unlabeled", "pseudo", "pseudo", params))
     train_set = AugmentedMasks(ConcatDataset(parts), permute_classes=not args.no_permute)
