@@ -171,10 +171,9 @@ class Profile:
 
 
 # The laptop demo on 2 CPU cores: most of the time goes to the U-Net, which every predictor reads
-# through: 1800 steps (~0.33 s each) with a soft-Dice term, every crop around an object and an extra
-# shape term (val oracle 0.78 / 0.74 / 0.43 for seeds 0 / 1 / 2; at 1550 steps seed 0 got 0.69;
-# seed 1 at 1700 steps, one thread: 0.74, 0.61 without the shape term, 0.42 with uniform crops too;
-# docs/experiments.md). The mask SimVP, the
+# through: 1800 steps (0.30-0.36 s each) with a soft-Dice term, every crop around an object and a
+# shape term of weight 1, without which seed 2's U-Net reads its cylinders as cubes (oracle 0.43
+# at weight 0.2; docs/experiments.md). The mask SimVP, the
 # hybrid and the reconstructor get a few steps each, enough to run their whole path, not to learn;
 # hence also a quarter of the preset's unlabeled videos, which only they read. No fine-tune: on 64
 # train videos it made the chain worse (0.036 vs 0.075 baseline).
