@@ -26,13 +26,14 @@ class ExtrapolationParams:
     View: the image <-> floor map (`Data.world.PlaneView`): horizon row, distance to the horizon,
     optical-axis column. Motion: per shape (cube, sphere, cylinder) a `MotionLaw`: each frame the
     speed s becomes max(drag * s - friction, 0), in plane units per frame. Collisions: objects
-    collide as discs of their shape's `radius` (plane units), equal masses, with `restitution`. Tracking: the velocity is fitted on the last
-    `window` input frames; `min_area`, `occlusion_ratio` and `min_visible_frames` decide which
-    pixels count (see `tracking`). `min_area` is not fitted (the fit tracks true masks at 15 px):
-    100 px, a quarter of the median object, keeps the patches a segmenter paints in another
-    object's class from becoming objects of their own, and costs true masks almost nothing
-    (`benchmarks/bench_min_area.py`; docs/experiments.md). Objects moving less than `static_px` are copied in place;
-    `substeps` is the simulation's time step (4 per frame score as 8 at half the cost).
+    collide as discs of their shape's `radius` (plane units), equal masses, with `restitution`.
+    Tracking: the velocity is fitted on the last `window` input frames; `min_area`,
+    `occlusion_ratio` and `min_visible_frames` decide which pixels count (see `tracking`).
+    `min_area` is not fitted (the fit tracks true masks at 15 px): 100 px, a quarter of the
+    median object, keeps the patches a segmenter paints in another object's class from becoming
+    objects of their own, and costs true masks almost nothing (`benchmarks/bench_min_area.py`,
+    docs/experiments.md). Objects moving less than `static_px` are copied in place; `substeps`
+    is the simulation's time step (4 per frame score as 8 at half the cost).
     """
 
     horizon_y: float
