@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
+from benchmarks.bench_extrapolation import jaccard
 from common.cli import ArgumentParser, positive_int
 from common.errors import run_cli
-from common.metrics import jaccard_index
 from common.paths import DATA_ROOT, EXTRAPOLATION_FIT
-from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
+from Data.layout import NUM_INPUT_FRAMES
 from Data.reading import SplitReader
 from models import load_extrapolation
 from SSL_convLSTM_Reconstructor.extrapolation import extrapolate_masks
@@ -46,21 +45,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     params = load_extrapolation(args.saved_extrapolation_dir)
     reader = SplitReader(args.root_dir, "val")
     true = np.stack([reader.masks(i) for i in range(len(reader))])
-    inputs = {"U-Net masks": np.asarray(load_pseudo_labels(args.root_dir, "val"))[:, :NUM_INPUT_FRAMES],
+    # Read out of the memory map once, not once per value.
+    inputs = {"U-Net masks": np.array(load_pseudo_labels(args.root_dir, "val")[:, :NUM_INPUT_FRAMES]),
               "true masks": true[:, :NUM_INPUT_FRAMES]}
-    target = torch.from_numpy(true[:, TARGET_FRAME].astype(np.int64))
-
-    def score(pred) -> float:
-        return jaccard_index(torch.from_numpy(np.array(pred, np.int64)), target, NUM_CLASSES)
 
     print(f"{len(reader)} val videos of {args.root_dir}; fit {args.saved_extrapolation_dir} "
           f"(its min_area: {params.min_area})")
     print(f"{'min_area':<22}" + "".join(f"{name:>14}" for name in inputs))
-    print(f"{'frame-10 copy':<22}" + "".join(f"{score(x[:, -1]):>14.4f}" for x in inputs.values()))
+    print(f"{'frame-10 copy':<22}" + "".join(f"{jaccard(x[:, -1], true):>14.4f}" for x in inputs.values()))
     table = {}
     for value in args.values:
         fit = replace(params, min_area=value)
-        table[value] = {name: score(extrapolate_masks(x, fit)) for name, x in inputs.items()}
+        table[value] = {name: jaccard(extrapolate_masks(x, fit), true) for name, x in inputs.items()}
         print(f"{value:<22}" + "".join(f"{v:>14.4f}" for v in table[value].values()), flush=True)
     return table
 
