@@ -1,12 +1,19 @@
 """Train the hybrid mask predictor: a correction of the physics forecast of frame 21.
 
 Learns, like the mask SimVP (train_mask_predictor.py, whose model flags, loss and augmentation
-it shares), from the U-Net's pseudo-labels of the unlabeled videos and the true masks of the
-train videos, with the physics extrapolation's forecast of each video as a second input
-(computed once per fit and kept under <root>/physics_forecasts/). Validates as inference runs
-it: the U-Net's masks of val frames 0..10 in, the true frame 21 scored, beside the physics
-forecast alone and the frame-10 copy. Needs `pseudo_labels.py` (unlabeled and val splits)
-and `fit_extrapolation.py` to have run.
+it shares), from the U-Net's pseudo-labels of the unlabeled videos and the train videos, with
+the physics extrapolation's forecast of each video as a second input (computed once per fit and
+kept under <root>/physics_forecasts/). The train videos' target is always their true frame 21;
+`--train_inputs` says which masks of frames 0..10 they give:
+
+    true    the true masks: the correction of the physics' motion, on clean inputs
+    pseudo  the U-Net's masks, as at inference: also what the U-Net gets wrong, against the truth
+    both    each train video twice, once with each
+
+Validates as inference runs it: the U-Net's masks of val frames 0..10 in, the true frame 21
+scored, beside the physics forecast alone and the frame-10 copy. Needs `pseudo_labels.py`
+(unlabeled and val splits; train too unless `--train_inputs true`) and `fit_extrapolation.py`
+to have run.
 """
 from __future__ import annotations
 
@@ -30,6 +37,10 @@ from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences
 from SSL_convLSTM_Reconstructor.train_mask_predictor import AugmentedMasks, add_model_args, mask_loss, model_config
 
 
+# --train_inputs -> the masks each train video is read with (one dataset per entry)
+TRAIN_INPUTS = {"true": ("true",), "pseudo": ("pseudo",), "both": ("true", "pseudo")}
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
     """Competition Jaccard of the corrected forecast, of the physics forecast and of the frame-10 copy."""
@@ -48,13 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(parser)
     parser.add_argument("--saved_extrapolation_dir", type=Path, default=EXTRAPOLATION_FIT,
                         help="the extrapolation's fit (extrapolation.json or its folder) whose forecasts are corrected")
+    parser.add_argument("--train_inputs", choices=TRAIN_INPUTS, default="true",
+                        help="masks of the train videos' frames 0..10: true, the U-Net's (pseudo), or both; "
+                             "the target is their true frame 21 (default: true)")
     add_training_args(parser, out_dir=MASK_HYBRID_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser
 
 
 def make_task(args: argparse.Namespace) -> TrainTask:
     params = load_extrapolation(args.saved_extrapolation_dir)
-    parts = [HybridSequences(args.root_dir, "train", "true", "true", params)]
+    parts = [HybridSequences(args.root_dir, "train", inputs, "true", params)
+             for inputs in TRAIN_INPUTS[args.train_inputs]]
     if not args.no_unlabeled:
         parts.append(HybridSequences(args.root_dir, "unlabeled", "pseudo", "pseudo", params))
     train_set = AugmentedMasks(ConcatDataset(parts), permute_classes=not args.no_permute)

@@ -9,13 +9,13 @@ import torch
 from common.checkpoint import make_checkpoint
 from common.errors import UserInputError
 from common.io import atomic_write_json
-from Data.reading import SplitReader
+from Data.reading import DatasetError, SplitReader
 from models import load_model
 from SSL_convLSTM_Reconstructor import physics_forecasts as pf
 from SSL_convLSTM_Reconstructor import train_mask_hybrid
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask, params_record
 from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
-from SSL_convLSTM_Reconstructor.pseudo_labels import MODEL_FRAMES, make_pseudo_labels
+from SSL_convLSTM_Reconstructor.pseudo_labels import MODEL_FRAMES, load_pseudo_labels, make_pseudo_labels
 from SSL_convLSTM_Reconstructor.train_mask_predictor import mask_loss
 from Unets.inference import build_parser, run
 
@@ -111,6 +111,33 @@ def test_physics_forecasts_are_computed_once_per_fit(root, monkeypatch):
         pf.physics_forecasts(root, "train", "true", ExtrapolationParams(**{**PARAMS.to_dict(), "window": 3}))
     manifest = json.loads((root / "physics_forecasts" / "train_true.json").read_text())
     assert manifest["params"]["window"] == PARAMS.window     # the failed run left the old pair intact
+
+
+def test_train_inputs_choose_the_masks_of_the_train_videos(root, fit_dir, tiny_unet):
+    # The train videos' target is their true frame 21 whatever masks of frames 0..10 they give.
+    parse = train_mask_hybrid.build_parser().parse_args
+    argv = ["--root_dir", str(root), "--saved_extrapolation_dir", str(fit_dir), "--no_unlabeled"]
+    if not (pf.label_dir(root, "train") / "manifest.json").is_file():
+        with pytest.raises(DatasetError, match=r"pseudo_labels/train|train.*no pseudo-labels"):
+            train_mask_hybrid.make_task(parse([*argv, "--train_inputs", "pseudo"]))
+        make_pseudo_labels(root, "train", tiny_unet, MODEL_FRAMES, progress=False)
+    reader, pseudo = SplitReader(root, "train"), load_pseudo_labels(root, "train")
+    sizes = {k: len(train_mask_hybrid.make_task(parse([*argv, "--train_inputs", k])).train_set)
+             for k in ("true", "pseudo", "both")}
+    assert sizes == {"true": len(reader), "pseudo": len(reader), "both": 2 * len(reader)}
+
+    task = train_mask_hybrid.make_task(parse([*argv, "--train_inputs", "both"]))
+    for i in range(len(reader)):
+        (x_true, physics_true, y_true), (x_pseudo, physics_pseudo, y_pseudo) = \
+            task.train_set.base[i], task.train_set.base[len(reader) + i]
+        true_in, unet_in = reader.masks(i)[:11], np.asarray(pseudo[i])[:11]
+        assert np.array_equal(x_true.numpy(), true_in) and np.array_equal(x_pseudo.numpy(), unet_in)
+        assert np.array_equal(physics_pseudo.numpy(), extrapolate_mask(unet_in, PARAMS))
+        assert np.array_equal(physics_true.numpy(), extrapolate_mask(true_in, PARAMS))
+        assert np.array_equal(y_pseudo.numpy(), reader.masks(i)[21]) and torch.equal(y_true, y_pseudo)
+    assert not np.array_equal(np.asarray(pseudo[:, :11]), np.stack([reader.masks(i)[:11] for i in range(len(reader))]))
+    with pytest.raises(SystemExit):
+        parse([*argv, "--train_inputs", "unet"])
 
 
 @pytest.mark.slow
