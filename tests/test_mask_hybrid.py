@@ -128,15 +128,16 @@ def test_train_inputs_choose_the_masks_of_the_train_videos(root, fit_dir, tiny_u
     assert sizes == {"true": len(reader), "pseudo": len(reader), "both": 2 * len(reader)}
 
     task = train_mask_hybrid.make_task(parse([*argv, "--train_inputs", "both"]))
+    true = np.stack([reader.masks(i) for i in range(len(reader))])
     for i in range(len(reader)):
         (x_true, physics_true, y_true), (x_pseudo, physics_pseudo, y_pseudo) = \
             task.train_set.base[i], task.train_set.base[len(reader) + i]
-        true_in, unet_in = reader.masks(i)[:11], np.asarray(pseudo[i])[:11]
+        true_in, unet_in = true[i, :11], np.asarray(pseudo[i])[:11]
         assert np.array_equal(x_true.numpy(), true_in) and np.array_equal(x_pseudo.numpy(), unet_in)
         assert np.array_equal(physics_pseudo.numpy(), extrapolate_mask(unet_in, PARAMS))
         assert np.array_equal(physics_true.numpy(), extrapolate_mask(true_in, PARAMS))
-        assert np.array_equal(y_pseudo.numpy(), reader.masks(i)[21]) and torch.equal(y_true, y_pseudo)
-    assert not np.array_equal(np.asarray(pseudo[:, :11]), np.stack([reader.masks(i)[:11] for i in range(len(reader))]))
+        assert np.array_equal(y_pseudo.numpy(), true[i, 21]) and torch.equal(y_true, y_pseudo)
+    assert not np.array_equal(np.asarray(pseudo[:, :11]), true[:, :11])
     with pytest.raises(SystemExit):
         parse([*argv, "--train_inputs", "unet"])
 
