@@ -189,6 +189,14 @@ DEMO = Profile(
     epochs={"unet": 40, "mask_simvp": 60, "mask_hybrid": 60, "reconstructor": 30, "finetune": 20})
 
 
+def pseudo_label_splits(profile: Profile) -> tuple[str, ...]:
+    """The splits the U-Net labels: unlabeled and val always, train too when the hybrid's
+    `--train_inputs` reads the U-Net's masks of the train videos."""
+    from SSL_convLSTM_Reconstructor.train_mask_hybrid import TRAIN_INPUTS, build_parser
+    inputs = build_parser().parse_args(profile.mask_hybrid).train_inputs
+    return ("unlabeled", "val", "train") if "pseudo" in TRAIN_INPUTS[inputs] else ("unlabeled", "val")
+
+
 def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, workers: int = 2,
              quick: bool = False, threads: int = 2) -> dict:
     """Every step of the pipeline; `quick` caps each model at a few optimizer steps (for tests).
@@ -225,8 +233,9 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     seconds["unet"] = time.monotonic() - t
 
     t = time.monotonic()
-    step("pseudo-labelling the unlabeled and val videos with the U-Net")
-    for split in ("unlabeled", "val"):
+    splits = pseudo_label_splits(profile)
+    step(f"pseudo-labelling the {', '.join(splits)} videos with the U-Net")
+    for split in splits:
         pseudo_labels.make_pseudo_labels(root, split, ckpts / "unet", pseudo_labels.MODEL_FRAMES)
     seconds["pseudo_labels"] = time.monotonic() - t
 

@@ -11,6 +11,7 @@ from common.errors import UserInputError
 from common.metrics import jaccard_index
 from Data.datasets import EvalVideos
 from Data.layout import NUM_CLASSES
+from SSL_convLSTM_Reconstructor.pseudo_labels import load_pseudo_labels
 
 pytestmark = pytest.mark.slow     # the whole pipeline, every model trained
 # The pytest worker's share of the cores (conftest), not the demo's 2: two workers with two torch
@@ -26,12 +27,15 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     small_simvp = ["--batch_size", "2", "--hid_s", "4", "--hid_t", "8"]
     profile = replace(demo.DEMO, steps={**demo.DEMO.steps, "finetune": 4},
                       unet=[*demo.DEMO.unet, "--base_width", "4", "--batch_size", "2"],
-                      mask_simvp=[*demo.DEMO.mask_simvp, *small_simvp], mask_hybrid=[*demo.DEMO.mask_hybrid, *small_simvp],
+                      mask_simvp=[*demo.DEMO.mask_simvp, *small_simvp], mask_hybrid=[*demo.DEMO.mask_hybrid, *small_simvp, "--train_inputs", "both"],
                       reconstructor=[*demo.DEMO.reconstructor, "--batch_size", "1", "--base_width", "4", "--hidden", "8"],
                       finetune=(*demo.DEMO.finetune, "--batch_size", "2"))
     results = demo.run_demo(root, out, profile, quick=True, threads=THREADS)
     saved = json.loads((out / "results.json").read_text())
     assert saved["jaccard"] == results["jaccard"]
+    # the hybrid read the U-Net's masks of the train videos, so the demo labelled them
+    assert load_pseudo_labels(root, "train").shape[0] == 4
+    assert "--train_inputs both" in (out / "report.md").read_text()
     assert set(saved["jaccard"]) == {"frame10_baseline", "reconstructor", "mask_simvp", "mask_extrapolation",
                                      "mask_hybrid", "oracle"}
     # Every row is the competition metric of the masks saved beside it, against the true frame 21.
@@ -60,6 +64,14 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     # the same folder asked for another seed: refused, rather than reporting seed 0's models as seed 1's
     with pytest.raises(UserInputError, match=r"unet/last.pt: was trained with --seed 0 \(asked 1\)"):
         demo.run_demo(root, out, profile, seed=1, quick=True, threads=THREADS)
+
+
+def test_the_demo_labels_the_train_videos_only_when_the_hybrid_reads_them():
+    assert demo.pseudo_label_splits(demo.DEMO) == ("unlabeled", "val")
+    for inputs, splits in (("true", ("unlabeled", "val")), ("pseudo", ("unlabeled", "val", "train")),
+                           ("both", ("unlabeled", "val", "train"))):
+        profile = replace(demo.DEMO, mask_hybrid=[*demo.DEMO.mask_hybrid, "--train_inputs", inputs])
+        assert demo.pseudo_label_splits(profile) == splits, inputs
 
 
 def test_demo_generates_its_preset_with_the_profile_counts(tmp_path, monkeypatch):
