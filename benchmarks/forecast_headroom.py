@@ -34,6 +34,7 @@ from common.errors import run_cli
 from common.metrics import jaccard_index
 from Data.layout import NUM_CLASSES
 from models import load_extrapolation
+from SSL_convLSTM_Reconstructor.extrapolation.painting import paint
 from SSL_convLSTM_Reconstructor.physics_forecasts import physics_forecasts
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences
 
@@ -47,19 +48,6 @@ PLACEMENTS = (("objects off by <= 4 px at true centroids", (0.0, 4.0), False),
 
 def centroid(mask: np.ndarray) -> np.ndarray:
     return np.array(np.nonzero(mask), float).mean(axis=1)
-
-
-def paint_far_first(shape: tuple[int, int], objects: list[tuple[int, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Objects (cid, rows, cols) clipped to the view, lower (nearer) objects on top, as the forecast paints."""
-    out = np.zeros(shape, np.uint8)
-    kept = []
-    for cid, ys, xs in objects:
-        inside = (ys >= 0) & (ys < shape[0]) & (xs >= 0) & (xs < shape[1])
-        if inside.any():
-            kept.append((int(ys[inside].max()), cid, ys[inside], xs[inside]))
-    for _, cid, ys, xs in sorted(kept, key=lambda o: o[:2]):
-        out[ys, xs] = cid
-    return out
 
 
 def shifted(mask: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -85,7 +73,7 @@ def place(forecast: np.ndarray, last: np.ndarray, truth: np.ndarray, window: tup
         for c in np.setdiff1d(np.unique(truth[truth > 0]), forecast):
             if (last == c).any():
                 objects.append((int(c), *shifted(last == c, truth == c)[:2]))
-    return paint_far_first(forecast.shape, objects)
+    return paint(forecast.shape, objects)
 
 
 def headroom_rows(forecasts: np.ndarray, last: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
