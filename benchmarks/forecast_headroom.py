@@ -50,9 +50,8 @@ def centroid(mask: np.ndarray) -> np.ndarray:
     return np.array(np.nonzero(mask), float).mean(axis=1)
 
 
-def shifted(mask: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """The pixels of `mask` moved by whole pixels so their centroid lands on `target`'s; and the distance."""
-    ys, xs = np.nonzero(mask)
+def shifted(ys: np.ndarray, xs: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The pixels (ys, xs) moved by whole pixels so their centroid lands on `target`'s; and the distance."""
     d = centroid(target) - np.array([ys.mean(), xs.mean()])
     return ys + int(round(d[0])), xs + int(round(d[1])), float(np.hypot(*d))
 
@@ -65,14 +64,14 @@ def place(forecast: np.ndarray, last: np.ndarray, truth: np.ndarray, window: tup
     for c in np.unique(forecast[forecast > 0]):
         ys, xs = np.nonzero(forecast == c)
         if (truth == c).any():
-            ny, nx, err = shifted(forecast == c, truth == c)
+            ny, nx, err = shifted(ys, xs, truth == c)
             if window[0] < err <= window[1]:
                 ys, xs = ny, nx
         objects.append((int(c), ys, xs))
     if add_dropped:
         for c in np.setdiff1d(np.unique(truth[truth > 0]), forecast):
             if (last == c).any():
-                objects.append((int(c), *shifted(last == c, truth == c)[:2]))
+                objects.append((int(c), *shifted(*np.nonzero(last == c), truth == c)[:2]))
     return paint(forecast.shape, objects)
 
 
