@@ -11,7 +11,9 @@ from Data.layout import class_id
 from Data.world import Camera, MotionLaw, PlaneView, simulate
 from SSL_convLSTM_Reconstructor import fit_extrapolation
 from SSL_convLSTM_Reconstructor.extrapolation import load_params
-from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_law, fit_params
+from SSL_convLSTM_Reconstructor.extrapolation.fitting import (PITCH_GRID_DEG, RESTITUTION_GRID, fit_law, fit_params,
+                                                              search_view_and_collisions)
+from SSL_convLSTM_Reconstructor.extrapolation.scoring import track_for_fit
 
 H, W = 160, 240
 YY, XX = np.mgrid[0:H, 0:W]
@@ -81,6 +83,50 @@ def test_fit_recovers_the_view_and_each_shapes_law_from_generated_tracks():
             true_lost = (1 - truth.drag) * speed + truth.friction
             assert abs(lost - true_lost) < 0.2 * true_lost, (shape, speed, lost, true_lost)
     assert report["forecast_error"] < 0.25 * report["copy_error"]
+
+
+def colliding_videos(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Videos of a sphere launched at a resting one: they meet between frames 4 and 16 and stick
+    (restitution 0, the generator's and the real videos')."""
+    rng = np.random.default_rng(seed)
+    cam, law = Camera(), MotionLaw(0.92, 0.0)
+    videos = []
+    for _ in range(n):
+        seq = np.zeros((22, H, W), np.uint8)
+        target = cam.floor_point(np.array(rng.uniform(80, 160)), np.array(rng.uniform(70, 110)))
+        ang = rng.uniform(0, 2 * np.pi)
+        direction, side = np.array([np.cos(ang), np.sin(ang)]), np.array([-np.sin(ang), np.cos(ang)])
+        start = target - direction * rng.uniform(2.5, 3.5) + side * rng.uniform(-0.5, 0.5)
+        track = simulate(np.stack([target, start]), np.stack([np.zeros(2), direction * rng.uniform(0.35, 0.45)]),
+                         np.full(2, HALF), np.ones(2), 22, law, restitution=0.0)[0]
+        for k in range(2):
+            render(track[:, k], class_id(1, k, int(rng.integers(8))), seq, cam)
+        videos.append(seq)
+    return videos
+
+
+def test_fit_finds_that_colliding_objects_stick():
+    params, report = fit_params(colliding_videos(12), search_videos=None)
+    assert params.collide and params.restitution <= 0.25 < min(r for r in RESTITUTION_GRID if r > 0.25)
+    assert report["forecast_error"] < 0.8 * report["no_collisions_error"]
+
+
+def test_view_is_searched_jointly_with_collisions():
+    """A pitch chosen before the collisions can be far off: here elastic collisions favour 12 degrees,
+    sticking ones (the better) 22; the search must find 22 with restitution 0."""
+    seqs = synthetic_videos(3)
+    base, _ = fit_params(seqs, search_videos=None)
+    videos = [track_for_fit(s, base.horizon_y) for s in seqs]
+    centre_row = (H - 1) / 2
+
+    def score(params, keep_states=False):
+        pitch = np.degrees(np.arcsin((centre_row - params.horizon_y) / params.depth_px))
+        return 0.05 * params.restitution + (pitch - (22 - 10 * params.restitution)) ** 2 / 1000
+
+    found = search_view_and_collisions(score, videos, base, centre_row, report := {})
+    assert report["pitch_deg"] == 22.5 and found.restitution == 0.0
+    assert {f"pitch={p:g}" for p in (*PITCH_GRID_DEG, 20.0, 25.0)} <= report.keys()   # the grid, then +-2.5
+    assert abs(found.depth_px - (centre_row - base.horizon_y) / np.sin(np.radians(22.5))) < 1e-6
 
 
 def test_fit_command_writes_the_parameters_and_refuses_to_overwrite(tmp_path, capsys):
