@@ -66,6 +66,13 @@ def extrapolate_mask(masks, params: ExtrapolationParams, horizon: int = HORIZON,
         raise TypeError(f"extrapolate_mask: params must be ExtrapolationParams, got {type(params).__name__}")
     tracks = track_objects(masks, params.min_area, params.occlusion_ratio, params.horizon_y, num_classes)
     ends = forecast_positions(fit_objects(tracks, params), params, horizon)
+    return paint_forecast(masks.shape[1:], tracks, ends, params)
+
+
+def paint_forecast(shape: tuple[int, int], tracks: dict[int, Track], ends: dict[int, tuple[float, float]],
+                   params: ExtrapolationParams) -> np.ndarray:
+    """The (H, W) uint8 mask of each object of `ends` painted with its tracked point at ends[cid]
+    (image row, col; NaN: where it was), from its `shape_frame`."""
     objects = []
     for cid, (new_y, new_x) in ends.items():
         tr = tracks[cid]
@@ -74,7 +81,7 @@ def extrapolate_mask(masks, params: ExtrapolationParams, horizon: int = HORIZON,
         dy = 0.0 if np.isnan(new_y) or np.isnan(tr.py[ts]) else new_y - tr.py[ts]
         dx = 0.0 if np.isnan(new_x) or np.isnan(tr.px[ts]) else new_x - tr.px[ts]
         objects.append((cid, *place(ys, xs, tr.cy[ts], tr.cx[ts], dy, dx, params.horizon_y, params.static_px)))
-    return paint(masks.shape[1:], objects)
+    return paint(shape, objects)
 
 
 def extrapolate_masks(masks, params: ExtrapolationParams, horizon: int = HORIZON,
