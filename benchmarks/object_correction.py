@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.cli import ArgumentParser, non_negative_int
+from common.cli import ArgumentParser, non_negative_int, positive_int
 from common.errors import run_cli
 from common.metrics import jaccard_index
 from Data.layout import HEIGHT, NUM_CLASSES, NUM_INPUT_FRAMES, WIDTH, class_attributes
@@ -149,14 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", type=Path, required=True, help="data root with pseudo-labels of unlabeled/train/val")
     parser.add_argument("--extrapolation_dir", type=Path, required=True, help="the extrapolation's fit (or its folder)")
-    parser.add_argument("--epochs", default="10,30,60,120", help="epochs after which val is scored (comma-separated)")
+    parser.add_argument("--epochs", type=positive_int, nargs="+", default=[10, 30, 60, 120],
+                        help="epochs after which val is scored (default: 10 30 60 120)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the model and the batches")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
-    report_at = sorted({int(e) for e in args.epochs.split(",")})
+    report_at = sorted(set(args.epochs))
     params = load_extrapolation(args.extrapolation_dir)
     parts = [collect(args.root_dir, *split, params) for split in
              (("unlabeled", "pseudo", "pseudo"), ("train", "pseudo", "true"))]
