@@ -31,9 +31,8 @@ from common.errors import run_cli
 from common.metrics import jaccard_index
 from Data.layout import HEIGHT, NUM_CLASSES, NUM_INPUT_FRAMES, WIDTH, class_attributes
 from models import load_extrapolation
-from SSL_convLSTM_Reconstructor.extrapolation import HORIZON, ExtrapolationParams
-from SSL_convLSTM_Reconstructor.extrapolation.collisions import move
-from SSL_convLSTM_Reconstructor.extrapolation.predictor import fit_objects, paint_forecast
+from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams
+from SSL_convLSTM_Reconstructor.extrapolation.predictor import fit_objects, forecast_positions, paint_forecast
 from SSL_convLSTM_Reconstructor.extrapolation.tracking import track_objects
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences
 
@@ -49,36 +48,39 @@ def object_rows(x: np.ndarray, params: ExtrapolationParams, y: np.ndarray | None
     ob = fit_objects(tracks, params)
     if not ob.cids:
         return tracks, {}, []
-    view = params.view
-    ends = move(ob.cids, ob.pos, ob.vel, HORIZON, params)
-    free = move(ob.cids, ob.pos, ob.vel, HORIZON, replace(params, collide=False))
-    (er, ec), (fr, fc), (pr, pc) = (view.to_image(e[:, 0], e[:, 1]) for e in (ends, free, ob.pos))
+    ends = forecast_positions(ob, params)
+    free = forecast_positions(ob, replace(params, collide=False))
+    pr, pc = params.view.to_image(ob.pos[:, 0], ob.pos[:, 1])
     known = ~np.isnan(ob.pos).any(axis=1)
     target = None
     if y is not None:   # the target frame appended, so "fully seen" is judged as in the inputs
         target = track_objects(np.concatenate([x, y[None]]), params.min_area, params.occlusion_ratio, params.horizon_y)
     rows = []
-    for k in np.flatnonzero(known & ~np.isnan(er)):
+    for k in np.flatnonzero(known):
         cid, tr = ob.cids[k], tracks[ob.cids[k]]
+        (er, ec), (fr, fc) = ends[cid], free[cid]
+        if np.isnan(er):
+            continue
         vel = np.nan_to_num(ob.vel[k])
         others = [j for j in np.flatnonzero(known) if j != k]
         if others:
             gaps = ob.pos[others] - ob.pos[k]
-            j = others[int(np.argmin(np.hypot(gaps[:, 0], gaps[:, 1])))]
-            near = np.r_[ob.pos[j] - ob.pos[k], np.nan_to_num(ob.vel[j]) - vel, np.hypot(*(ob.pos[j] - ob.pos[k]))]
+            dist = np.hypot(gaps[:, 0], gaps[:, 1])
+            j = int(np.argmin(dist))
+            near = np.r_[gaps[j], np.nan_to_num(ob.vel[others[j]]) - vel, dist[j]]
         else:
             near = np.r_[0.0, 0.0, 0.0, 0.0, 1.0]
         step = np.nan_to_num([tr.py[LAST] - tr.py[LAST - 1], tr.px[LAST] - tr.px[LAST - 1]])
         feats = np.r_[np.eye(3)[class_attributes(cid)[0]], ob.pos[k], vel, np.hypot(*vel),
-                      er[k] - pr[k], ec[k] - pc[k], fr[k] - pr[k], fc[k] - pc[k],
-                      er[k] / HEIGHT, ec[k] / WIDTH, pr[k] / HEIGHT, pc[k] / WIDTH,
+                      er - pr[k], ec - pc[k], fr - pr[k], fc - pc[k],
+                      er / HEIGHT, ec / WIDTH, pr[k] / HEIGHT, pc[k] / WIDTH,
                       float(tr.full[LAST]), float(tr.touch[LAST].any()), tr.visible.mean(),
                       np.sqrt(tr.area[LAST]) / 20, step, near, len(ob.cids)]
         residual = None
         if target is not None and cid in target and target[cid].full[-1]:
-            residual = np.array([target[cid].cy[-1] - er[k], target[cid].cx[-1] - ec[k]])
+            residual = np.array([target[cid].cy[-1] - er, target[cid].cx[-1] - ec])
         rows.append((cid, np.nan_to_num(feats), residual))
-    return tracks, {c: (float(r), float(q)) for c, r, q in zip(ob.cids, er, ec)}, rows
+    return tracks, ends, rows
 
 
 def collect(root: Path, split: str, inputs: str, target: str, params: ExtrapolationParams):

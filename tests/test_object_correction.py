@@ -8,12 +8,12 @@ from SSL_convLSTM_Reconstructor.extrapolation import extrapolate_mask
 from test_mask_extrapolation import H, T_IN, W, disk, flat
 
 
-def two_discs(frames: int, second_speed: float = 2.0) -> np.ndarray:
-    """Two discs sliding right at constant speeds (3.5 and `second_speed` px per frame), apart."""
+def two_discs(frames: int) -> np.ndarray:
+    """Two discs sliding right at constant speeds (3.5 and 2 px per frame), apart."""
     masks = np.zeros((frames, H, W), np.uint8)
     for t in range(frames):
         disk(masks[t], 40.0, 20.0 + 3.5 * t, 7, cid=9)
-        disk(masks[t], 110.0, 30.0 + second_speed * t, 8, cid=30)
+        disk(masks[t], 110.0, 30.0 + 2.0 * t, 8, cid=30)
     return masks
 
 
