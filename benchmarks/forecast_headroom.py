@@ -10,6 +10,9 @@ U-Net's, as inference runs; `true`: the true masks) with the extrapolation fit o
 with the competition Jaccard:
 
     ghost classes removed      the pixels of classes absent from the true mask cleared
+    objects relabelled         each forecast object's class replaced by the true class its pixels
+                               cover most in frames 0..10 (what a perfect class correction of the
+                               U-Net's masks gains; nothing with --inputs true)
     objects at true centroids  each forecast object's painted shape shifted so its centroid lands
                                on its true centroid: only the objects off by at most 4 px, those
                                off by more than 4 or 12 px, then all of them
@@ -18,7 +21,12 @@ with the competition Jaccard:
 
 No row is a predictor: each tells how much of the gap to the truth one kind of error holds, the
 room a learned correction (mask_hybrid) has. Objects the forecast paints are moved, not repainted,
-so the shapes (the U-Net's, rescaled for perspective) keep their own errors.
+so the shapes (the U-Net's, rescaled for perspective) keep their own errors. Two rows, read from
+no truth, tell how sharply the metric punishes a shape's size instead, the price of a forecast
+that hedges its uncertain positions with bigger shapes:
+
+    objects grown by 1 px      every object's 4-neighbours on the background painted its class
+    objects shrunk by 1 px     every object pixel with a 4-neighbour of another class cleared
 """
 from __future__ import annotations
 
@@ -75,15 +83,53 @@ def place(forecast: np.ndarray, last: np.ndarray, truth: np.ndarray, window: tup
     return paint(forecast.shape, objects)
 
 
-def headroom_rows(forecasts: np.ndarray, last: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
-    """Row name -> (N, H, W) repaired forecasts of frame 21, from the forecasts, the frame-10 masks and the truth."""
+def relabelled(forecast: np.ndarray, inputs: np.ndarray, true_inputs: np.ndarray) -> np.ndarray:
+    """One video's forecast with each class c replaced by the true object class under most of the
+    input masks' pixels of c over frames 0..10 (background if they cover no object)."""
+    out = forecast.copy()
+    for c in np.unique(forecast[forecast > 0]):
+        under = np.bincount(true_inputs[inputs == c], minlength=NUM_CLASSES)[1:]
+        out[forecast == c] = int(np.argmax(under)) + 1 if under.any() else 0
+    return out
+
+
+def neighbours(mask: np.ndarray) -> np.ndarray:
+    """(4, H, W): each pixel's up, down, left and right neighbour (the edge repeated at the border)."""
+    p = np.pad(mask, 1, mode="edge")
+    return np.stack([p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]])
+
+
+def grown(forecast: np.ndarray) -> np.ndarray:
+    """Background pixels next to an object take its class (the highest class id where two meet)."""
+    out = forecast.copy()
+    near = neighbours(forecast).max(axis=0)
+    out[forecast == 0] = near[forecast == 0]
+    return out
+
+
+def shrunk(forecast: np.ndarray) -> np.ndarray:
+    """Object pixels next to a pixel of another class (background included) cleared."""
+    out = forecast.copy()
+    out[(forecast > 0) & (neighbours(forecast) != forecast).any(axis=0)] = 0
+    return out
+
+
+def headroom_rows(forecasts: np.ndarray, inputs: np.ndarray, true_inputs: np.ndarray,
+                  truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Row name -> (N, H, W) repaired forecasts of frame 21, from the forecasts, the input masks of
+    frames 0..10 (N, 11, H, W) they were made from, the true masks of those frames and the truth."""
+    last = inputs[:, -1]
     rows = {"copy mask 10": last, "physics forecast": forecasts}
     ghosts = forecasts.copy()
     for i in range(len(ghosts)):
         ghosts[i][~np.isin(ghosts[i], np.unique(truth[i]))] = 0
     rows["ghost classes removed"] = ghosts
+    rows["objects relabelled to their true class"] = np.stack(
+        [relabelled(f, x, t) for f, x, t in zip(forecasts, inputs, true_inputs)])
     for name, window, add in PLACEMENTS:
         rows[name] = np.stack([place(f, l, t, window, add) for f, l, t in zip(forecasts, last, truth)])
+    rows["objects grown by 1 px"] = np.stack([grown(f) for f in forecasts])
+    rows["objects shrunk by 1 px"] = np.stack([shrunk(f) for f in forecasts])
     return rows
 
 
@@ -103,12 +149,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     params = load_extrapolation(args.extrapolation_dir)
     forecasts = physics_forecasts(args.root_dir, args.split, args.inputs, params, progress=False)
     sequences = MaskSequences(args.root_dir, args.split, args.inputs, "true")
-    pairs = [sequences[i] for i in range(len(sequences))]
-    last = np.stack([x[-1].numpy() for x, _ in pairs]).astype(np.uint8)
-    truth = np.stack([y.numpy() for _, y in pairs]).astype(np.uint8)
+    true_sequences = MaskSequences(args.root_dir, args.split, "true", "true")
+    inputs = np.stack([sequences[i][0].numpy() for i in range(len(sequences))]).astype(np.uint8)
+    true_inputs = np.stack([true_sequences[i][0].numpy() for i in range(len(sequences))]).astype(np.uint8)
+    truth = np.stack([true_sequences[i][1].numpy() for i in range(len(sequences))]).astype(np.uint8)
     target = torch.from_numpy(truth.astype(np.int64))
     scores = {name: jaccard_index(torch.from_numpy(pred.astype(np.int64)), target, NUM_CLASSES)
-              for name, pred in headroom_rows(forecasts, last, truth).items()}
+              for name, pred in headroom_rows(forecasts, inputs, true_inputs, truth).items()}
     print(f"{args.split} of {args.root_dir}, {len(truth)} videos, {args.inputs} masks of frames 0..10")
     print(f"{'frame 21':<44}{'val JI':>8}")
     for name, score in scores.items():
