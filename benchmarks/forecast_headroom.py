@@ -148,11 +148,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = build_parser().parse_args(argv)
     params = load_extrapolation(args.extrapolation_dir)
     forecasts = physics_forecasts(args.root_dir, args.split, args.inputs, params, progress=False)
-    sequences = MaskSequences(args.root_dir, args.split, args.inputs, "true")
-    true_sequences = MaskSequences(args.root_dir, args.split, "true", "true")
-    inputs = np.stack([sequences[i][0].numpy() for i in range(len(sequences))]).astype(np.uint8)
-    true_inputs = np.stack([true_sequences[i][0].numpy() for i in range(len(sequences))]).astype(np.uint8)
-    truth = np.stack([true_sequences[i][1].numpy() for i in range(len(sequences))]).astype(np.uint8)
+    # Each mask source read once: the true masks give frames 0..10 and 21, the pseudo-labels frames 0..10.
+    true_pairs = MaskSequences(args.root_dir, args.split, "true", "true")
+    true_inputs = np.stack([true_pairs[i][0].numpy() for i in range(len(true_pairs))]).astype(np.uint8)
+    truth = np.stack([true_pairs[i][1].numpy() for i in range(len(true_pairs))]).astype(np.uint8)
+    if args.inputs == "true":
+        inputs = true_inputs
+    else:
+        pseudo = MaskSequences(args.root_dir, args.split, "pseudo", "pseudo")
+        inputs = np.stack([pseudo[i][0].numpy() for i in range(len(pseudo))]).astype(np.uint8)
     target = torch.from_numpy(truth.astype(np.int64))
     scores = {name: jaccard_index(torch.from_numpy(pred.astype(np.int64)), target, NUM_CLASSES)
               for name, pred in headroom_rows(forecasts, inputs, true_inputs, truth).items()}

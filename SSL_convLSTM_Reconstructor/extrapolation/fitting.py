@@ -204,7 +204,7 @@ def search_collisions(score: Scorer, videos: list[VideoTracks], params: Extrapol
 
 def search_shape_radii(score: Scorer, params: ExtrapolationParams, report: dict) -> ExtrapolationParams:
     """Each shape's radius times its best factor of `RADIUS_SHAPE_GRID` (or 1), the others fixed."""
-    best, best_err = params, score(params)
+    best, best_err = params, score(params)    # also refits the states in params' view, reused below
     for shape in range(len(SHAPES)):
         for f in RADIUS_SHAPE_GRID:
             radius = list(best.radius)
