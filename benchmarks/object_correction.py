@@ -111,16 +111,17 @@ def corrected_masks(videos: list, params: ExtrapolationParams, shift) -> np.ndar
 
 
 class Corrector(nn.Module):
-    """Standardised features -> residual (px); zero at the start."""
+    """Standardised features -> `outputs` numbers, `start` (every output) before training: a
+    residual (px) starts at zero; object_gate.py's logit starts where it keeps every object."""
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray, hidden: int = 64):
+    def __init__(self, mean: np.ndarray, std: np.ndarray, hidden: int = 64, outputs: int = 2, start: float = 0.0):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.net = nn.Sequential(nn.Linear(len(mean), hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                 nn.Linear(hidden, 2))
+                                 nn.Linear(hidden, outputs))
         nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        nn.init.constant_(self.net[-1].bias, start)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return self.net((feats - self.mean) / self.std)
@@ -130,16 +131,20 @@ class Corrector(nn.Module):
             return self(torch.tensor(feats, dtype=torch.float32)).numpy()
 
 
+def huber(delta: float = 2.0):
+    return lambda out, target: nn.functional.huber_loss(out, target, delta=delta)
+
+
 def train_epochs(model: Corrector, X: np.ndarray, Y: np.ndarray, epochs: int, seed: int, lr: float = 2e-3,
-                 delta: float = 2.0):
-    """Train with AdamW and a Huber loss; yields (epoch, mean loss of the epoch) after each epoch."""
+                 loss_fn=huber()):
+    """Train with AdamW on loss_fn(model(X), Y) (default: Huber); yields (epoch, mean loss of the epoch)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-2)
     xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(Y, dtype=torch.float32)
     for epoch in range(1, epochs + 1):
         losses = []
         for batch in torch.randperm(len(xt), generator=gen).split(256):
-            loss = nn.functional.huber_loss(model(xt[batch]), yt[batch], delta=delta)
+            loss = loss_fn(model(xt[batch]), yt[batch])
             opt.zero_grad()
             loss.backward()
             opt.step()
