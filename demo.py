@@ -190,11 +190,12 @@ DEMO = Profile(
 
 
 def pseudo_label_splits(profile: Profile) -> tuple[str, ...]:
-    """The splits the U-Net labels: unlabeled and val always, train too when the hybrid's
-    `--train_inputs` reads the U-Net's masks of the train videos."""
+    """The splits the U-Net labels: unlabeled and val always, train too when the hybrid reads the
+    U-Net's masks of the train videos (its `--train_inputs`, or its object gate)."""
     from SSL_convLSTM_Reconstructor.train_mask_hybrid import TRAIN_INPUTS, build_parser
-    inputs = build_parser().parse_args(profile.mask_hybrid).train_inputs
-    return ("unlabeled", "val", "train") if "pseudo" in TRAIN_INPUTS[inputs] else ("unlabeled", "val")
+    args = build_parser().parse_args(profile.mask_hybrid)
+    train = "pseudo" in TRAIN_INPUTS[args.train_inputs] or args.gate_epochs > 0
+    return ("unlabeled", "val", "train") if train else ("unlabeled", "val")
 
 
 def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, workers: int = 2,

@@ -14,6 +14,12 @@ the physics misses: objects it moves wrongly (collisions, entering objects, a la
 differs), classes the U-Net confused in the inputs. The translator still sees all 11 input
 masks, which is where the evidence for a correction lies.
 
+With `gate_hidden` > 0 it also carries an `ObjectGate` (object_gate.py): an MLP on each
+physics-painted object's features that clears the objects predicted to land mostly off their
+truth, where painting costs the Jaccard more than it adds. The gate reads tracks, not tensors,
+so it runs beside the network (`object_gate.apply_gate`, in the predictor); it is trained apart
+(`object_gate.train_gate`) and frozen here, so the pixel loss never moves it.
+
 The model is pure code; `config` rebuilds it (`MaskHybrid.from_config`).
 """
 from __future__ import annotations
@@ -22,28 +28,44 @@ import torch
 from torch import nn
 
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES
-from SSL_convLSTM_Reconstructor.mask_simvp import MaskSimVP
+from SSL_convLSTM_Reconstructor.mask_simvp import _CONFIG_KEYS, MaskSimVP
+from SSL_convLSTM_Reconstructor.object_gate import ObjectGate
+
+GATE_KEYS = ("gate_hidden", "gate_threshold")
 
 class MaskHybrid(nn.Module):
     """``forward(masks (B, in_frames, H, W), physics (B, H, W)) -> logits (B, num_classes, H, W)``.
 
     Arguments as `MaskSimVP`'s; `in_frames` counts the input masks, not the physics frame.
+    `gate_hidden`: width of the object gate's MLP (0: no gate); `gate_threshold`: the share of
+    an object's pixels on its truth under which the gate clears it.
     """
 
     KIND = "mask_hybrid"
 
     def __init__(self, embed_dim: int = 16, hid_s: int = 32, hid_t: int = 128, n_s: int = 2, n_t: int = 4,
-                 in_frames: int = NUM_INPUT_FRAMES, num_classes: int = NUM_CLASSES, mlp_ratio: float = 2.0):
+                 in_frames: int = NUM_INPUT_FRAMES, num_classes: int = NUM_CLASSES, mlp_ratio: float = 2.0,
+                 gate_hidden: int = 0, gate_threshold: float = 0.4):
         super().__init__()
         if isinstance(in_frames, bool) or not isinstance(in_frames, int) or in_frames < 1:
             raise ValueError(f"MaskHybrid: in_frames must be an int >= 1, got {in_frames!r}")
         self.net = MaskSimVP(embed_dim=embed_dim, hid_s=hid_s, hid_t=hid_t, n_s=n_s, n_t=n_t,
                              in_frames=in_frames + 1, num_classes=num_classes, mlp_ratio=mlp_ratio)
-        self.config = {**self.net.config, "in_frames": in_frames}
+        if isinstance(gate_hidden, bool) or not isinstance(gate_hidden, int) or gate_hidden < 0:
+            raise ValueError(f"MaskHybrid: gate_hidden must be an int >= 0, got {gate_hidden!r}")
+        self.gate = ObjectGate(gate_hidden, gate_threshold).requires_grad_(False) if gate_hidden else None
+        self.config = {**self.net.config, "in_frames": in_frames, "gate_hidden": gate_hidden,
+                       "gate_threshold": gate_threshold}
         self.in_frames, self.num_classes = in_frames, num_classes
 
-    # The same constructor arguments as MaskSimVP's, so the same rebuild (unknown keys raise ValueError).
-    from_config = MaskSimVP.__dict__["from_config"]
+    @classmethod
+    def from_config(cls, config: dict) -> "MaskHybrid":
+        """Rebuild a model from its ``config`` (unknown keys raise ValueError); a config without
+        the gate's keys (an older checkpoint) has no gate."""
+        unknown = set(config) - set(_CONFIG_KEYS) - set(GATE_KEYS)
+        if unknown:
+            raise ValueError(f"{cls.__name__}.from_config: unknown keys {sorted(unknown)}")
+        return cls(**config)
 
     def forward(self, masks: torch.Tensor, physics: torch.Tensor) -> torch.Tensor:
         if not isinstance(physics, torch.Tensor) or physics.dim() != 3:

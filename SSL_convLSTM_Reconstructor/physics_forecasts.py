@@ -1,7 +1,8 @@
 """The physics extrapolation's forecast of frame 21 for every video of a split, computed once.
 
-The hybrid mask predictor learns on the forecasts of hundreds or thousands of videos. They
-depend only on the input masks and the fitted parameters, so they are kept on disk as
+The hybrid mask predictor learns on the forecasts of hundreds or thousands of videos (its
+object gate on the objects painted in them: `collect`). They depend only on the input masks
+and the fitted parameters, so they are kept on disk as
 `<root>/physics_forecasts/<split>_<inputs>.npy` (N, H, W) uint8 beside a manifest of what they
 were made from (the parameters, the masks' source: the videos and, for pseudo-labels, the
 U-Net); a changed fit, U-Net or split makes them again.
@@ -20,6 +21,7 @@ from common.progress import tqdm
 from Data.layout import HEIGHT, WIDTH
 from Data.reading import SplitReader, fingerprint
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
+from SSL_convLSTM_Reconstructor.object_gate import NUM_FEATURES, gate_rows
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 
 CACHE_DIR = "physics_forecasts"
@@ -68,3 +70,17 @@ class HybridSequences(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y = self.sequences[index]
         return x, torch.from_numpy(self.physics[index].astype(np.int64)), y
+
+
+def collect(root: Path, split: str, inputs: str, target: str, params: ExtrapolationParams):
+    """A split's painted objects: features (n, NUM_FEATURES), f (n,) against the `target` masks, and
+    per video (physics forecast, class ids of its rows, target mask of frame 21)."""
+    seqs = MaskSequences(root, split, inputs, target)
+    feats, shares, videos = [], [], []
+    for i in range(len(seqs)):
+        x, y = (t.numpy().astype(np.uint8) for t in seqs[i])
+        forecast, rows = gate_rows(x, params, y)
+        feats += [r[1] for r in rows]
+        shares += [r[2] for r in rows]
+        videos.append((forecast, [r[0] for r in rows], y))
+    return np.array(feats).reshape(-1, NUM_FEATURES), np.array(shares, float), videos

@@ -10,22 +10,27 @@ kept under <root>/physics_forecasts/). The train videos' target is always their 
     pseudo  the U-Net's masks, as at inference: also what the U-Net gets wrong, against the truth
     both    each train video twice, once with each
 
+First, unless `--gate_epochs 0`, the hybrid's object gate (object_gate.py) learns for
+`--gate_epochs` epochs (seconds) which objects of the physics forecast to clear, from the train
+videos' U-Net masks against their true frame 21; it is then frozen inside the model.
+
 Validates as inference runs it: the U-Net's masks of val frames 0..10 in, the true frame 21
-scored, beside the physics forecast alone and the frame-10 copy. Needs `pseudo_labels.py`
-(unlabeled and val splits; train too unless `--train_inputs true`) and `fit_extrapolation.py`
-to have run.
+scored (`val_jaccard`: network and gate; `network_jaccard`: without the gate), beside the physics
+forecast alone and the frame-10 copy. Needs `pseudo_labels.py` (unlabeled and val splits; train
+too unless `--train_inputs true --gate_epochs 0`) and `fit_extrapolation.py` to have run.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from common.cli import ArgumentParser
+from common.cli import ArgumentParser, fraction, non_negative_int, positive_int
 from common.errors import run_cli
 from common.metrics import jaccard_metric
 from common.paths import EXTRAPOLATION_FIT, MASK_HYBRID_CHECKPOINTS
@@ -33,25 +38,68 @@ from common.training import TrainTask, add_training_args, fit
 from Data.layout import NUM_CLASSES
 from models import load_extrapolation
 from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
-from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences
+from SSL_convLSTM_Reconstructor.object_gate import ObjectGate, train_gate
+from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences, collect
 from SSL_convLSTM_Reconstructor.train_mask_predictor import AugmentedMasks, add_model_args, mask_loss, model_config
 
+log = logging.getLogger("train_mask_hybrid")
 
 # --train_inputs -> the masks each train video is read with (one dataset per entry)
 TRAIN_INPUTS = {"true": ("true",), "pseudo": ("pseudo",), "both": ("true", "pseudo")}
 
 
+class WithDropped(Dataset):
+    """A HybridSequences' items with a fourth: the (NUM_CLASSES,) bool classes the gate clears."""
+
+    def __init__(self, sequences: Dataset, dropped: torch.Tensor) -> None:
+        self.sequences, self.dropped = sequences, dropped
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, index: int):
+        return (*self.sequences[index], self.dropped[index])
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """Competition Jaccard of the corrected forecast, of the physics forecast and of the frame-10 copy."""
+    """Competition Jaccard of the corrected forecast (gated when the batches name the classes the
+    gate clears), of the network alone, of the physics forecast and of the frame-10 copy."""
     model.eval()
-    scores = {k: jaccard_metric(NUM_CLASSES, device) for k in ("val_jaccard", "physics_jaccard", "copy10_jaccard")}
-    for x, physics, y in loader:
+    names = ("val_jaccard", "network_jaccard", "physics_jaccard", "copy10_jaccard")
+    scores = {k: jaccard_metric(NUM_CLASSES, device) for k in names}
+    for x, physics, y, *dropped in loader:
         x, physics, y = x.to(device), physics.to(device), y.to(device)
-        scores["val_jaccard"].update(model(x, physics).argmax(1), y)
+        preds = model(x, physics).argmax(1)
+        scores["network_jaccard"].update(preds, y)
+        if dropped:
+            preds = torch.where(torch.gather(dropped[0].to(device), 1, preds.flatten(1)).view_as(preds),
+                                torch.zeros_like(preds), preds)
+        scores["val_jaccard"].update(preds, y)
         scores["physics_jaccard"].update(physics, y)
         scores["copy10_jaccard"].update(x[:, -1], y)
     return {k: float(v.compute()) for k, v in scores.items()}
+
+
+def fit_gate(gate: ObjectGate, args: argparse.Namespace, params) -> torch.Tensor:
+    """Train the gate on the train videos' U-Net masks against their true frame 21; returns the
+    (val videos, NUM_CLASSES) bool classes it clears from each val video's physics forecast."""
+    X, Y, _ = collect(args.root_dir, "train", "pseudo", "true", params)
+    Xv, _, val = collect(args.root_dir, "val", "pseudo", "true", params)
+    if not len(X):      # a U-Net too young to paint a trackable object: nothing to learn
+        log.warning("object gate: no object in the train videos' U-Net masks; it keeps every object")
+        return torch.zeros(len(val), NUM_CLASSES, dtype=torch.bool)
+    losses = train_gate(gate, X, Y, args.gate_epochs, args.seed)
+    keep = gate.share(Xv) >= gate.threshold
+    dropped = torch.zeros(len(val), NUM_CLASSES, dtype=torch.bool)
+    k = 0
+    for i, (_, cids, _) in enumerate(val):
+        for c, kept in zip(cids, keep[k:k + len(cids)]):
+            dropped[i, c] = not kept
+        k += len(cids)
+    log.info("object gate: %d objects, loss %.4f -> %.4f over %d epochs; clears %d of %d objects on val",
+             len(X), losses[0], losses[-1], len(losses), int(dropped.sum()), len(keep))
+    return dropped
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train_inputs", choices=TRAIN_INPUTS, default="true",
                         help="masks of the train videos' frames 0..10: true, the U-Net's (pseudo), or both; "
                              "the target is their true frame 21 (default: true)")
+    g = parser.add_argument_group("object gate")
+    g.add_argument("--gate_epochs", type=non_negative_int, default=20,
+                   help="epochs of the object gate on the train videos' U-Net masks (0: no gate; default 20)")
+    g.add_argument("--gate_hidden", type=positive_int, default=64, help="width of the gate's MLP (default 64)")
+    g.add_argument("--gate_threshold", type=fraction, default=0.4,
+                   help="share of an object's pixels on its truth under which the gate clears it (default 0.4)")
     add_training_args(parser, out_dir=MASK_HYBRID_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser
 
@@ -74,12 +128,16 @@ def make_task(args: argparse.Namespace) -> TrainTask:
         parts.append(HybridSequences(args.root_dir, "unlabeled", "pseudo", "pseudo", params))
     train_set = AugmentedMasks(ConcatDataset(parts), permute_classes=not args.no_permute)
     val_set = HybridSequences(args.root_dir, "val", "pseudo", "true", params)
+    gate = {"gate_hidden": args.gate_hidden, "gate_threshold": args.gate_threshold} if args.gate_epochs else {}
+    model = MaskHybrid(**model_config(args), **gate)
+    if model.gate is not None:
+        val_set = WithDropped(val_set, fit_gate(model.gate, args, params))
 
     def loss(model, batch, device):
         x, physics, y = (t.to(device, non_blocking=True) for t in batch)
         return mask_loss(model(x, physics), y, args.jaccard_weight)
 
-    return TrainTask(model=MaskHybrid(**model_config(args)), train_set=train_set, val_set=val_set, loss=loss,
+    return TrainTask(model=model, train_set=train_set, val_set=val_set, loss=loss,
                      evaluate=evaluate, metric="val_jaccard", higher_is_better=True,
                      extra={"data": {"train_videos": len(train_set), "val_videos": len(val_set)},
                             "extrapolation": params.to_dict()})

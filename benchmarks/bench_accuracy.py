@@ -102,7 +102,7 @@ ROW_MODELS = {
                       ["reconstructor", "unet_recon"]),
     "mask_simvp": ("SimVP on the U-Net's masks", ["unet", "mask_simvp"]),
     "mask_extrapolation": ("physics fitted on the train masks, from the U-Net's masks", ["unet"]),
-    "mask_hybrid": ("the physics forecast corrected by a SimVP-style model, from the U-Net's masks",
+    "mask_hybrid": ("the physics forecast corrected by a SimVP-style model and an object gate, from the U-Net's masks",
                     ["unet", "mask_hybrid"]),
     "oracle": ("U-Net on the true frame 21", ["unet"]),
 }

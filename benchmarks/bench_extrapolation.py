@@ -10,7 +10,7 @@ scored once, as the competition does. Generated: parameters fitted on the root's
 (timed), scored on its val split, with two ablations of the fitted model (no collisions; no
 friction or drag). `--fit_root` times the fit alone on another root (e.g. 1000 train videos).
 `--hybrid_dir` adds the row of a trained mask hybrid (train_mask_hybrid.py): its correction of
-each forecast above, from the same true masks.
+each forecast above (and its object gate's, if it has one), from the same true masks.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from common.paths import REAL_SAMPLE
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
 from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params
+from SSL_convLSTM_Reconstructor.object_gate import apply_gate
 
 
 HYBRID_ROW = "hybrid correction of the fitted extrapolation"
@@ -55,11 +56,16 @@ def forecast(masks: np.ndarray, params: ExtrapolationParams) -> np.ndarray:
     return np.stack([extrapolate_mask(m[:NUM_INPUT_FRAMES], params) for m in masks])
 
 
-def corrected(masks: np.ndarray, physics: np.ndarray, hybrid: torch.nn.Module) -> np.ndarray:
-    """The hybrid's masks of frame 21 from true masks (N, 22, H, W) and their physics forecasts (N, H, W)."""
+def corrected(masks: np.ndarray, physics: np.ndarray, hybrid: torch.nn.Module,
+              params: ExtrapolationParams) -> np.ndarray:
+    """The hybrid's masks of frame 21 (its object gate too, if it has one) from true masks
+    (N, 22, H, W) and their physics forecasts (N, H, W) with `params`."""
     with torch.inference_mode():
         x = torch.from_numpy(masks[:, :NUM_INPUT_FRAMES].astype(np.int64))
-        return hybrid(x, torch.from_numpy(physics.astype(np.int64))).argmax(1).to(torch.uint8).numpy()
+        preds = hybrid(x, torch.from_numpy(physics.astype(np.int64))).argmax(1).to(torch.uint8)
+    if hybrid.gate is not None:
+        preds = apply_gate(hybrid.gate, params, masks[:, :NUM_INPUT_FRAMES], preds)
+    return preds.numpy()
 
 
 def leave_one_out(real: np.ndarray, workers: int, hybrid: torch.nn.Module | None = None) -> dict[str, float]:
@@ -71,7 +77,7 @@ def leave_one_out(real: np.ndarray, workers: int, hybrid: torch.nn.Module | None
         params, _ = fit_params([real[i] for i in range(len(real)) if i != k], workers=workers)
         preds.append(forecast(real[k:k + 1], params)[0])
         if hybrid is not None:
-            fixed.append(corrected(real[k:k + 1], preds[-1][None], hybrid)[0])
+            fixed.append(corrected(real[k:k + 1], preds[-1][None], hybrid, params)[0])
             print(f"{'':>9} hybrid {jaccard(fixed[-1][None], real[k:k + 1]):.4f}")
         print(f"{k:>9} {jaccard(preds[-1][None], real[k:k + 1]):>14.4f} "
               f"{jaccard(real[k:k + 1, NUM_INPUT_FRAMES - 1], real[k:k + 1]):>13.4f}   "
@@ -111,7 +117,7 @@ def generated(root: Path, workers: int, hybrid: torch.nn.Module | None = None) -
         scores[name.strip()] = jaccard(preds, val)
         print(f"{name:46s} {scores[name.strip()]:7.4f} {ms:9.1f}")
     if hybrid is not None:
-        scores[HYBRID_ROW] = jaccard(corrected(val, forecast(val, params), hybrid), val)
+        scores[HYBRID_ROW] = jaccard(corrected(val, forecast(val, params), hybrid, params), val)
         print(f"{HYBRID_ROW:46s} {scores[HYBRID_ROW]:7.4f}")
     return scores
 

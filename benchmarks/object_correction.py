@@ -2,11 +2,12 @@
 
     python benchmarks/object_correction.py --root_dir D --extrapolation_dir F
 
-A small MLP reads each tracked object's state at frame 10 (its shape, fitted plane position and
-velocity, the forecast's image displacement with and without collisions, where it is, how well
-it is seen, its nearest neighbour's relative position and velocity) and predicts the residual of
-its landing point: true frame-21 centroid minus the forecast's, in pixels. Its last layer
-starts at zero, so before training (epoch 0) every row is the physics forecast.
+A small MLP reads each tracked object's state at frame 10 (`object_gate.object_rows`: its shape,
+fitted plane position and velocity, the forecast's image displacement with and without collisions,
+where it is, how well it is seen, its nearest neighbour's relative position and velocity) and
+predicts the residual of its landing point: true frame-21 centroid minus the forecast's, in
+pixels. Its last layer starts at zero, so before training (epoch 0) every row is the physics
+forecast.
 
 Trained on the objects of the unlabeled videos (the U-Net's pseudo-labels of frames 0..10 in,
 its frame 21 as the target) and of the train videos (the U-Net's masks in, the true frame 21),
@@ -18,7 +19,6 @@ competition Jaccard after painting every object where the corrected forecast put
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -29,59 +29,13 @@ from torch import nn
 from common.cli import ArgumentParser, non_negative_int, positive_int
 from common.errors import run_cli
 from common.metrics import jaccard_index
-from Data.layout import HEIGHT, NUM_CLASSES, NUM_INPUT_FRAMES, WIDTH, class_attributes
+from Data.layout import NUM_CLASSES
 from models import load_extrapolation
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams
-from SSL_convLSTM_Reconstructor.extrapolation.predictor import fit_objects, forecast_positions, paint_forecast
-from SSL_convLSTM_Reconstructor.extrapolation.tracking import track_objects
+from SSL_convLSTM_Reconstructor.extrapolation.predictor import paint_forecast
+from SSL_convLSTM_Reconstructor.object_gate import MOTION_FEATURES as NUM_FEATURES
+from SSL_convLSTM_Reconstructor.object_gate import object_rows
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences
-
-NUM_FEATURES = 28
-LAST = NUM_INPUT_FRAMES - 1
-
-
-def object_rows(x: np.ndarray, params: ExtrapolationParams, y: np.ndarray | None = None):
-    """One video's tracks, the forecast's landing points {cid: (row, col)} and, per object with a
-    known position, (cid, features (NUM_FEATURES,), residual (2,) or None). The residual needs the
-    target mask `y` and the object fully seen in it."""
-    tracks = track_objects(x, params.min_area, params.occlusion_ratio, params.horizon_y)
-    ob = fit_objects(tracks, params)
-    if not ob.cids:
-        return tracks, {}, []
-    ends = forecast_positions(ob, params)
-    free = forecast_positions(ob, replace(params, collide=False))
-    pr, pc = params.view.to_image(ob.pos[:, 0], ob.pos[:, 1])
-    known = ~np.isnan(ob.pos).any(axis=1)
-    target = None
-    if y is not None:   # the target frame appended, so "fully seen" is judged as in the inputs
-        target = track_objects(np.concatenate([x, y[None]]), params.min_area, params.occlusion_ratio, params.horizon_y)
-    rows = []
-    for k in np.flatnonzero(known):
-        cid, tr = ob.cids[k], tracks[ob.cids[k]]
-        (er, ec), (fr, fc) = ends[cid], free[cid]
-        if np.isnan(er):
-            continue
-        vel = np.nan_to_num(ob.vel[k])
-        others = [j for j in np.flatnonzero(known) if j != k]
-        if others:
-            gaps = ob.pos[others] - ob.pos[k]
-            dist = np.hypot(gaps[:, 0], gaps[:, 1])
-            j = int(np.argmin(dist))
-            near = np.r_[gaps[j], np.nan_to_num(ob.vel[others[j]]) - vel, dist[j]]
-        else:
-            near = np.r_[0.0, 0.0, 0.0, 0.0, 1.0]
-        step = np.nan_to_num([tr.py[LAST] - tr.py[LAST - 1], tr.px[LAST] - tr.px[LAST - 1]])
-        feats = np.r_[np.eye(3)[class_attributes(cid)[0]], ob.pos[k], vel, np.hypot(*vel),
-                      er - pr[k], ec - pc[k], fr - pr[k], fc - pc[k],
-                      er / HEIGHT, ec / WIDTH, pr[k] / HEIGHT, pc[k] / WIDTH,
-                      float(tr.full[LAST]), float(tr.touch[LAST].any()), tr.visible.mean(),
-                      np.sqrt(tr.area[LAST]) / 20, step, near, len(ob.cids)]
-        residual = None
-        if target is not None and cid in target and target[cid].full[-1]:
-            residual = np.array([target[cid].cy[-1] - er, target[cid].cx[-1] - ec])
-        rows.append((cid, np.nan_to_num(feats), residual))
-    return tracks, ends, rows
-
 
 def collect(root: Path, split: str, inputs: str, target: str, params: ExtrapolationParams):
     """Features and residuals of a split's scorable objects, and per video what repainting needs."""
@@ -111,17 +65,16 @@ def corrected_masks(videos: list, params: ExtrapolationParams, shift) -> np.ndar
 
 
 class Corrector(nn.Module):
-    """Standardised features -> `outputs` numbers, `start` (every output) before training: a
-    residual (px) starts at zero; object_gate.py's logit starts where it keeps every object."""
+    """Standardised features -> residual (px); zero at the start."""
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray, hidden: int = 64, outputs: int = 2, start: float = 0.0):
+    def __init__(self, mean: np.ndarray, std: np.ndarray, hidden: int = 64):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.net = nn.Sequential(nn.Linear(len(mean), hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                 nn.Linear(hidden, outputs))
+                                 nn.Linear(hidden, 2))
         nn.init.zeros_(self.net[-1].weight)
-        nn.init.constant_(self.net[-1].bias, start)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return self.net((feats - self.mean) / self.std)
@@ -131,20 +84,16 @@ class Corrector(nn.Module):
             return self(torch.tensor(feats, dtype=torch.float32)).numpy()
 
 
-def huber(delta: float = 2.0):
-    return lambda out, target: nn.functional.huber_loss(out, target, delta=delta)
-
-
 def train_epochs(model: Corrector, X: np.ndarray, Y: np.ndarray, epochs: int, seed: int, lr: float = 2e-3,
-                 loss_fn=huber()):
-    """Train with AdamW on loss_fn(model(X), Y) (default: Huber); yields (epoch, mean loss of the epoch)."""
+                 delta: float = 2.0):
+    """Train with AdamW and a Huber loss; yields (epoch, mean loss of the epoch) after each epoch."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-2)
     xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(Y, dtype=torch.float32)
     for epoch in range(1, epochs + 1):
         losses = []
         for batch in torch.randperm(len(xt), generator=gen).split(256):
-            loss = loss_fn(model(xt[batch]), yt[batch])
+            loss = nn.functional.huber_loss(model(xt[batch]), yt[batch], delta=delta)
             opt.zero_grad()
             loss.backward()
             opt.step()

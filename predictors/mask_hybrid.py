@@ -1,4 +1,5 @@
-"""A network corrects the physics forecast of frame 21, reading the masks of frames 0..10."""
+"""A network corrects the physics forecast of frame 21, reading the masks of frames 0..10; its
+object gate (when the checkpoint has one) clears the objects likely to land off their truth."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,7 @@ from common.paths import MASK_HYBRID_CHECKPOINTS
 from models import load_extrapolation, load_model
 from predictors.base import Batch, FileFlag, Predictor, register
 from predictors.mask_extrapolation import EXTRAPOLATION_FILE, physics_forecast
+from SSL_convLSTM_Reconstructor.object_gate import apply_gate
 
 
 @register
@@ -28,4 +30,7 @@ class MaskHybridPredictor(Predictor):
     def predict(self, batch: Batch) -> torch.Tensor:
         physics = physics_forecast(batch, self.params)
         logits = self.model(batch.masks_in.long().to(self.device), physics.long().to(self.device))
-        return logits.argmax(1).to(torch.uint8).cpu()
+        preds = logits.argmax(1).to(torch.uint8).cpu()
+        if self.model.gate is None:
+            return preds
+        return apply_gate(self.model.gate, self.params, batch.masks_in.cpu().numpy(), preds)

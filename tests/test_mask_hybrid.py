@@ -85,6 +85,20 @@ def test_a_checkpoint_reloads_to_identical_outputs(tmp_path):
         load_model(tmp_path, "mask_simvp")
 
 
+def test_a_checkpoint_with_a_gate_reloads_it_and_an_old_config_has_none(tmp_path):
+    torch.manual_seed(0)
+    model = MaskHybrid(**SMALL, gate_hidden=8, gate_threshold=0.3)
+    with torch.no_grad():
+        model.gate.net[-1].weight.normal_()
+        model.gate.mean.fill_(2.0)
+    torch.save(make_checkpoint(model, None, 1, 0.5), tmp_path / "best.pt")
+    loaded = load_model(tmp_path, "mask_hybrid")
+    feats = np.random.default_rng(0).normal(size=(5, loaded.gate.mean.numel()))
+    assert np.array_equal(loaded.gate.share(feats), model.gate.share(feats)) and loaded.gate.threshold == 0.3
+    old = {k: v for k, v in model.config.items() if not k.startswith("gate_")}   # written before the gate
+    assert MaskHybrid.from_config(old).gate is None
+
+
 def test_bad_inputs_are_refused():
     model = MaskHybrid(**SMALL)
     masks, physics = random_masks()
@@ -146,26 +160,33 @@ def test_train_inputs_choose_the_masks_of_the_train_videos(root, fit_dir, tiny_u
 def test_hybrid_trains_and_inference_scores_it(root, fit_dir, tiny_unet, tmp_path):
     out = tmp_path / "hybrid"
     small = [f"--{k}={v}" for k, v in SMALL.items()]
+    if not pf.label_dir(root, "train").is_dir():        # the object gate learns on the train videos' U-Net masks
+        make_pseudo_labels(root, "train", tiny_unet, MODEL_FRAMES, progress=False)
     train_mask_hybrid.main(["--root_dir", str(root), "--out_dir", str(out), "--epochs", "3",
                             "--max_steps_per_epoch", "6", "--batch_size", "2", "--lr", "0.01", "--workers", "0",
-                            "--saved_extrapolation_dir", str(fit_dir), "--no_progress", *small])
+                            "--saved_extrapolation_dir", str(fit_dir), "--no_progress", "--gate_hidden", "8", *small])
     history = json.loads((out / "history.json").read_text())
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert {"val_jaccard", "physics_jaccard", "copy10_jaccard"} <= history[0].keys()
+    assert {"val_jaccard", "network_jaccard", "physics_jaccard", "copy10_jaccard"} <= history[0].keys()
+    trained = load_model(out, "mask_hybrid")
+    assert trained.gate is not None and trained.config["gate_hidden"] == 8
 
-    # An untrained hybrid through the whole inference path: the extrapolation's masks, byte for byte.
-    untrained = tmp_path / "untrained"
-    untrained.mkdir()
-    torch.save(make_checkpoint(MaskHybrid(**SMALL), None, 0, None), untrained / "best.pt")
-    for model_dir, name in ((untrained, "untrained"), (out, "trained")):
+    # Untrained hybrids (with and without a gate) through the whole inference path: the
+    # extrapolation's masks, byte for byte.
+    for name, gate in (("untrained", 0), ("untrained_gate", 8)):
+        (tmp_path / name).mkdir()
+        torch.save(make_checkpoint(MaskHybrid(**SMALL, gate_hidden=gate), None, 0, None), tmp_path / name / "best.pt")
+    for model_dir, name in ((tmp_path / "untrained", "untrained"), (tmp_path / "untrained_gate", "untrained_gate"),
+                            (out, "trained")):
         argv = ["--root_dir", str(root), "--split", "val", "--predictor", "mask_hybrid", "--compare",
                 "mask_extrapolation", "--saved_seg_model_dir", str(tiny_unet), "--saved_hybrid_model_dir",
                 str(model_dir), "--saved_extrapolation_dir", str(fit_dir), "--out_dir", str(tmp_path / name)]
         results = run(build_parser().parse_args(argv), progress=False)
         assert {"mask_hybrid", "mask_extrapolation", "frame10_baseline", "oracle"} == set(results["jaccard"])
-    hybrid = torch.load(tmp_path / "untrained" / "predictions.pt")
-    physics = torch.load(tmp_path / "untrained" / "predictions_mask_extrapolation.pt")
-    assert hybrid.shape == (3, 160, 240) and torch.equal(hybrid, physics)
+    for name in ("untrained", "untrained_gate"):
+        hybrid = torch.load(tmp_path / name / "predictions.pt")
+        physics = torch.load(tmp_path / name / "predictions_mask_extrapolation.pt")
+        assert hybrid.shape == (3, 160, 240) and torch.equal(hybrid, physics)
 
 
 def test_compare_rows_sorts_objects_by_what_the_base_row_did():
@@ -202,3 +223,15 @@ def test_bench_min_area_scores_each_value_from_both_kinds_of_masks(root, fit_dir
     # No object covers 100000 pixels: both forecasts are all background, and score alike.
     assert table[100000]["U-Net masks"] == table[100000]["true masks"] < table[15]["true masks"]
     assert "frame-10 copy" in capsys.readouterr().out
+
+
+def test_bench_extrapolation_scores_the_hybrid_with_its_gate(root):
+    from benchmarks.bench_extrapolation import corrected, forecast, load_masks
+    masks = load_masks(root, "val")
+    physics = forecast(masks, PARAMS)
+    torch.manual_seed(0)
+    model = MaskHybrid(**SMALL, gate_hidden=8).eval()
+    assert np.array_equal(corrected(masks, physics, model, PARAMS), physics)    # untrained: the physics
+    with torch.no_grad():
+        model.gate.net[-1].bias.fill_(-10.0)                                    # a gate that clears everything
+    assert physics.any() and not corrected(masks, physics, model, PARAMS).any()

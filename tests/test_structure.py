@@ -52,6 +52,7 @@ LAYER_OF = {
     "SSL_convLSTM_Reconstructor.reconstructor_model": "models",
     "SSL_convLSTM_Reconstructor.mask_simvp": "models",
     "SSL_convLSTM_Reconstructor.mask_hybrid": "models",
+    "SSL_convLSTM_Reconstructor.object_gate": "models",
     "SSL_convLSTM_Reconstructor.extrapolation": "models",
     "models": "models",
     "predictors": "predictors",
