@@ -158,18 +158,22 @@ def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed
     weights are left frozen: in the hybrid no other loss may move them."""
     if len(X) == 0:
         raise ValueError("train_gate: no objects to learn from")
+    std = X.std(0)
+    # A feature constant on the training set scales by 1, not 1e6: another value later stays finite.
     gate.mean.copy_(torch.as_tensor(X.mean(0), dtype=torch.float32))
-    gate.std.copy_(torch.as_tensor(X.std(0) + 1e-6, dtype=torch.float32))
+    gate.std.copy_(torch.as_tensor(np.where(std < 1e-3, 1.0, std), dtype=torch.float32))
     gen = torch.Generator().manual_seed(seed)
     params = list(gate.net.parameters())
     opt = torch.optim.AdamW(params, lr, weight_decay=1e-2)
-    xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(Y, dtype=torch.float32)
+    device = gate.mean.device
+    xt, yt = (torch.tensor(a, dtype=torch.float32, device=device) for a in (X, Y))
     history = []
     gate.requires_grad_(True)
     try:
         for epoch in range(1, epochs + 1):
             losses = []
             for batch in torch.randperm(len(xt), generator=gen).split(batch_size):
+                batch = batch.to(device)
                 loss = nn.functional.binary_cross_entropy_with_logits(gate(xt[batch]), yt[batch])
                 opt.zero_grad()
                 loss.backward()

@@ -10,9 +10,9 @@ kept under <root>/physics_forecasts/). The train videos' target is always their 
     pseudo  the U-Net's masks, as at inference: also what the U-Net gets wrong, against the truth
     both    each train video twice, once with each
 
-First, unless `--gate_epochs 0`, the hybrid's object gate (object_gate.py) learns for
-`--gate_epochs` epochs (seconds) which objects of the physics forecast to clear, from the train
-videos' U-Net masks against their true frame 21; it is then frozen inside the model.
+First, unless `--gate_epochs 0`, the hybrid's object gate (object_gate.py) learns which objects
+of the physics forecast to clear, from the train videos' U-Net masks against their true frame
+21 (`--gate_epochs` epochs take seconds); it is then frozen inside the model.
 
 Validates as inference runs it: the U-Net's masks of val frames 0..10 in, the true frame 21
 scored (`val_jaccard`: network and gate; `network_jaccard`: without the gate), beside the physics
@@ -26,12 +26,13 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from common.cli import ArgumentParser, fraction, non_negative_int, positive_int
-from common.errors import run_cli
+from common.errors import UserInputError, run_cli
 from common.metrics import jaccard_metric
 from common.paths import EXTRAPOLATION_FIT, MASK_HYBRID_CHECKPOINTS
 from common.training import TrainTask, add_training_args, fit
@@ -40,6 +41,7 @@ from models import load_extrapolation
 from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
 from SSL_convLSTM_Reconstructor.object_gate import ObjectGate, train_gate
 from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences, collect
+from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 from SSL_convLSTM_Reconstructor.train_mask_predictor import AugmentedMasks, add_model_args, mask_loss, model_config
 
 log = logging.getLogger("train_mask_hybrid")
@@ -48,58 +50,77 @@ log = logging.getLogger("train_mask_hybrid")
 TRAIN_INPUTS = {"true": ("true",), "pseudo": ("pseudo",), "both": ("true", "pseudo")}
 
 
-class WithDropped(Dataset):
-    """A HybridSequences' items with a fourth: the (NUM_CLASSES,) bool classes the gate clears."""
+class WithObjects(Dataset):
+    """A HybridSequences' items with the objects painted in each physics forecast: class ids
+    (K,) (-1: padding) and gate features (K, NUM_FEATURES), K the most objects of any video."""
 
-    def __init__(self, sequences: Dataset, dropped: torch.Tensor) -> None:
-        self.sequences, self.dropped = sequences, dropped
+    def __init__(self, sequences: Dataset, videos: list, feats: np.ndarray) -> None:
+        self.sequences = sequences
+        k = max([len(cids) for _, cids, _ in videos] + [1])
+        self.cids = torch.full((len(videos), k), -1, dtype=torch.long)
+        self.feats = torch.zeros(len(videos), k, feats.shape[1])
+        row = 0
+        for i, (_, cids, _) in enumerate(videos):
+            self.cids[i, :len(cids)] = torch.tensor(cids, dtype=torch.long)
+            self.feats[i, :len(cids)] = torch.from_numpy(feats[row:row + len(cids)]).float()
+            row += len(cids)
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     def __getitem__(self, index: int):
-        return (*self.sequences[index], self.dropped[index])
+        return (*self.sequences[index], self.cids[index], self.feats[index])
+
+
+def gated(model: nn.Module, preds: torch.Tensor, cids: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    """`preds` (B, H, W) with the classes the model's gate clears set to background: what the
+    predictor does (object_gate.apply_gate), from the features computed once per val video."""
+    b, k = cids.shape
+    keep = torch.sigmoid(model.gate(feats.flatten(0, 1))).view(b, k) >= model.gate.threshold
+    dropped = torch.zeros(b, NUM_CLASSES + 1, dtype=torch.bool, device=preds.device)
+    dropped.scatter_(1, torch.where(cids >= 0, cids, NUM_CLASSES), (~keep) & (cids >= 0))
+    return torch.where(torch.gather(dropped[:, :NUM_CLASSES], 1, preds.flatten(1)).view_as(preds),
+                       torch.zeros_like(preds), preds)
 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """Competition Jaccard of the corrected forecast (gated when the batches name the classes the
-    gate clears), of the network alone, of the physics forecast and of the frame-10 copy."""
+    """Competition Jaccard of the corrected forecast (through the model's gate, if it has one),
+    of the network alone, of the physics forecast and of the frame-10 copy."""
     model.eval()
     names = ("val_jaccard", "network_jaccard", "physics_jaccard", "copy10_jaccard")
     scores = {k: jaccard_metric(NUM_CLASSES, device) for k in names}
-    for x, physics, y, *dropped in loader:
+    for x, physics, y, *objects in loader:
         x, physics, y = x.to(device), physics.to(device), y.to(device)
         preds = model(x, physics).argmax(1)
         scores["network_jaccard"].update(preds, y)
-        if dropped:
-            preds = torch.where(torch.gather(dropped[0].to(device), 1, preds.flatten(1)).view_as(preds),
-                                torch.zeros_like(preds), preds)
+        if objects and getattr(model, "gate", None) is not None:
+            preds = gated(model, preds, *(t.to(device) for t in objects))
         scores["val_jaccard"].update(preds, y)
         scores["physics_jaccard"].update(physics, y)
         scores["copy10_jaccard"].update(x[:, -1], y)
     return {k: float(v.compute()) for k, v in scores.items()}
 
 
-def fit_gate(gate: ObjectGate, args: argparse.Namespace, params) -> torch.Tensor:
-    """Train the gate on the train videos' U-Net masks against their true frame 21; returns the
-    (val videos, NUM_CLASSES) bool classes it clears from each val video's physics forecast."""
+def fit_gate(gate: ObjectGate, args: argparse.Namespace, params) -> None:
+    """Train the gate on the train videos' U-Net masks against their true frame 21."""
     X, Y, _ = collect(args.root_dir, "train", "pseudo", "true", params)
-    Xv, _, val = collect(args.root_dir, "val", "pseudo", "true", params)
     if not len(X):      # a U-Net too young to paint a trackable object: nothing to learn
         log.warning("object gate: no object in the train videos' U-Net masks; it keeps every object")
-        return torch.zeros(len(val), NUM_CLASSES, dtype=torch.bool)
+        return
     losses = train_gate(gate, X, Y, args.gate_epochs, args.seed)
-    keep = gate.share(Xv) >= gate.threshold
-    dropped = torch.zeros(len(val), NUM_CLASSES, dtype=torch.bool)
-    k = 0
-    for i, (_, cids, _) in enumerate(val):
-        for c, kept in zip(cids, keep[k:k + len(cids)]):
-            dropped[i, c] = not kept
-        k += len(cids)
-    log.info("object gate: %d objects, loss %.4f -> %.4f over %d epochs; clears %d of %d objects on val",
-             len(X), losses[0], losses[-1], len(losses), int(dropped.sum()), len(keep))
-    return dropped
+    log.info("object gate: %d objects, loss %.4f -> %.4f over %d epochs", len(X), losses[0], losses[-1], len(losses))
+
+
+def check_gate_labels(root: Path) -> None:
+    """The gate learns on the train videos' U-Net masks and runs on val's: both must exist and
+    come from one U-Net, or it learns another U-Net's mistakes."""
+    for split in ("train", "val"):
+        MaskSequences(root, split, "pseudo", "true")          # one clear line when a split has none
+    made = {split: read_manifest(label_dir(root, split)) for split in ("train", "val")}
+    if any(made["train"].get(k) != made["val"].get(k) for k in ("unet_sha1", "precision")):
+        raise UserInputError(f"{label_dir(root, 'train')}: pseudo-labels of another U-Net than "
+                             f"{label_dir(root, 'val')}'s; remake them with pseudo_labels.py --splits train val")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_task(args: argparse.Namespace) -> TrainTask:
     params = load_extrapolation(args.saved_extrapolation_dir)
+    if args.gate_epochs:
+        check_gate_labels(args.root_dir)
     parts = [HybridSequences(args.root_dir, "train", inputs, "true", params)
              for inputs in TRAIN_INPUTS[args.train_inputs]]
     if not args.no_unlabeled:
@@ -131,7 +154,11 @@ def make_task(args: argparse.Namespace) -> TrainTask:
     gate = {"gate_hidden": args.gate_hidden, "gate_threshold": args.gate_threshold} if args.gate_epochs else {}
     model = MaskHybrid(**model_config(args), **gate)
     if model.gate is not None:
-        val_set = WithDropped(val_set, fit_gate(model.gate, args, params))
+        fit_gate(model.gate, args, params)
+    # The val objects' features: the gate's verdicts are taken in evaluate, from the model being
+    # trained (a resumed run's may differ from the one trained here).
+    Xv, _, val = collect(args.root_dir, "val", "pseudo", "true", params)
+    val_set = WithObjects(val_set, val, Xv)
 
     def loss(model, batch, device):
         x, physics, y = (t.to(device, non_blocking=True) for t in batch)

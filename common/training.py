@@ -114,8 +114,9 @@ def _model_of_run(model: nn.Module, ckpt: dict, last_path: Path) -> nn.Module:
         raise UserInputError(f"{last_path}: holds a '{ckpt['kind']}' run, not a '{net.KIND}' one")
     if ckpt["config"] == plain(net.config):
         return model
-    differ = ", ".join(f"{k} {net.config.get(k)} -> {v}" for k, v in ckpt["config"].items()
-                       if net.config.get(k) != v)
+    keys = sorted(set(ckpt["config"]) | set(net.config), key=str)
+    differ = ", ".join(f"{k} {net.config.get(k)} -> {ckpt['config'].get(k)}" for k in keys
+                       if net.config.get(k) != ckpt["config"].get(k))
     log.warning("resuming with the model of %s, not the one the flags describe (%s)", last_path, differ)
     try:
         return type(net).from_config(ckpt["config"])

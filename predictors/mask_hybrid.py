@@ -16,7 +16,8 @@ from SSL_convLSTM_Reconstructor.object_gate import apply_gate
 @register
 class MaskHybridPredictor(Predictor):
     name = "mask_hybrid"
-    help = "the U-Net segments frames 0..10, the physics forecasts, a SimVP-style model corrects it"
+    help = ("the U-Net segments frames 0..10, the physics forecasts, a SimVP-style model corrects it "
+            "and an object gate clears the objects likely to land off their truth")
     # The physics is the extrapolation row's own fit, so the two rows differ only by the correction.
     files = (FileFlag("--saved_hybrid_model_dir", MASK_HYBRID_CHECKPOINTS,
                       "mask-hybrid checkpoint file, or a folder holding best.pt "

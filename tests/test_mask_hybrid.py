@@ -183,6 +183,9 @@ def test_hybrid_trains_and_inference_scores_it(root, fit_dir, tiny_unet, tmp_pat
                 str(model_dir), "--saved_extrapolation_dir", str(fit_dir), "--out_dir", str(tmp_path / name)]
         results = run(build_parser().parse_args(argv), progress=False)
         assert {"mask_hybrid", "mask_extrapolation", "frame10_baseline", "oracle"} == set(results["jaccard"])
+        if name == "trained":       # training validates as inference scores: network and gate
+            best = max(row["val_jaccard"] for row in history)
+            assert results["jaccard"]["mask_hybrid"] == pytest.approx(best, abs=1e-6)
     for name in ("untrained", "untrained_gate"):
         hybrid = torch.load(tmp_path / name / "predictions.pt")
         physics = torch.load(tmp_path / name / "predictions_mask_extrapolation.pt")
@@ -235,3 +238,13 @@ def test_bench_extrapolation_scores_the_hybrid_with_its_gate(root):
     with torch.no_grad():
         model.gate.net[-1].bias.fill_(-10.0)                                    # a gate that clears everything
     assert physics.any() and not corrected(masks, physics, model, PARAMS).any()
+
+
+def test_the_gate_refuses_train_labels_of_another_unet(root, monkeypatch):
+    made = {"train": {"unet_sha1": "aa", "precision": "fp32"}, "val": {"unet_sha1": "bb", "precision": "fp32"}}
+    monkeypatch.setattr(train_mask_hybrid, "MaskSequences", lambda *a: None)
+    monkeypatch.setattr(train_mask_hybrid, "read_manifest", lambda folder: made[folder.name])
+    with pytest.raises(UserInputError, match=r"train: pseudo-labels of another U-Net"):
+        train_mask_hybrid.check_gate_labels(root)
+    made["val"]["unet_sha1"] = "aa"
+    train_mask_hybrid.check_gate_labels(root)
