@@ -138,17 +138,25 @@ class ObjectGate(nn.Module):
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return self.net((feats - self.mean) / self.std)[:, 0]
 
+    def keeps(self, feats: torch.Tensor) -> torch.Tensor:
+        """Whether each object (n, NUM_FEATURES) is kept: its predicted f at least the threshold."""
+        return torch.sigmoid(self(feats)) >= self.threshold
+
+    def _input(self, feats: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(feats, np.float32).reshape(-1, self.mean.numel()), device=self.mean.device)
+
     @torch.no_grad()
     def share(self, feats: np.ndarray) -> np.ndarray:
         """Predicted f of each object (n,)."""
-        x = torch.as_tensor(np.asarray(feats, np.float32).reshape(-1, self.mean.numel()), device=self.mean.device)
-        return torch.sigmoid(self(x)).cpu().numpy()
+        return torch.sigmoid(self(self._input(feats))).cpu().numpy()
 
+    @torch.no_grad()
     def dropped(self, rows: list) -> list[int]:
         """The class ids of `gate_rows`' objects predicted under the threshold."""
         if not rows:
             return []
-        return [cid for (cid, _, _), f in zip(rows, self.share(np.stack([r[1] for r in rows]))) if f < self.threshold]
+        keep = self.keeps(self._input(np.stack([r[1] for r in rows]))).cpu().numpy()
+        return [cid for (cid, _, _), kept in zip(rows, keep) if not kept]
 
 
 def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed: int, lr: float = 2e-3,

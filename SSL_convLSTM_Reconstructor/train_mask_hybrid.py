@@ -76,7 +76,7 @@ def gated(model: nn.Module, preds: torch.Tensor, cids: torch.Tensor, feats: torc
     """`preds` (B, H, W) with the classes the model's gate clears set to background: what the
     predictor does (object_gate.apply_gate), from the features computed once per val video."""
     b, k = cids.shape
-    keep = torch.sigmoid(model.gate(feats.flatten(0, 1))).view(b, k) >= model.gate.threshold
+    keep = model.gate.keeps(feats.flatten(0, 1)).view(b, k)
     dropped = torch.zeros(b, NUM_CLASSES + 1, dtype=torch.bool, device=preds.device)
     dropped.scatter_(1, torch.where(cids >= 0, cids, NUM_CLASSES), (~keep) & (cids >= 0))
     return torch.where(torch.gather(dropped[:, :NUM_CLASSES], 1, preds.flatten(1)).view_as(preds),

@@ -77,14 +77,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                      "cleared": int((~keep).sum()), "val_jaccard": ji})
         print(f"{epoch:>6}{loss:>12.4f}{error:>15.3f}{int((~keep).sum()):>9}{ji:>8.4f}")
 
-    def predicted() -> np.ndarray:
-        return gate.share(Xv)
+    def report_gate(epoch: int, loss: float) -> None:
+        share = gate.share(Xv)
+        report(epoch, loss, share >= gate.threshold, float(np.abs(share - Yv).mean()))
 
-    report("oracle", float("nan"), Yv >= args.threshold, 0.0)
-    report(0, float("nan"), predicted() >= args.threshold, float(np.abs(predicted() - Yv).mean()))
     def after(epoch: int, loss: float) -> None:
         if epoch in args.epochs:
-            report(epoch, loss, predicted() >= args.threshold, float(np.abs(predicted() - Yv).mean()))
+            report_gate(epoch, loss)
+
+    report("oracle", float("nan"), Yv >= args.threshold, 0.0)
+    report_gate(0, float("nan"))
 
     train_gate(gate, X, Y, max(args.epochs), args.seed, on_epoch=after)
     return rows
