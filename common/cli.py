@@ -40,6 +40,7 @@ positive_float = _number(float, lambda v: v > 0, "a positive number")
 non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 fraction = _number(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
 probability = _number(float, lambda v: 0 <= v <= 1, "a number between 0 and 1")
+ratio_at_least_one = _number(float, lambda v: v >= 1, "a number >= 1")
 
 
 def device_name(text: str) -> str:

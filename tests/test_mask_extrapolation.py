@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from Data.world import Camera, MotionLaw
+from SSL_convLSTM_Reconstructor.extrapolation.painting import convex_fill
 from SSL_convLSTM_Reconstructor.extrapolation import (HORIZON, ExtrapolationParams, extrapolate_mask,
                                                       extrapolate_masks, load_params, params_record)
 
@@ -238,7 +239,41 @@ def test_a_stray_patch_of_another_class_is_not_an_object():
     assert ExtrapolationParams.min_area == 100
     out = extrapolate_mask(frames, flat())
     assert set(np.unique(out)) == {0, 9, 17} and (out == 17).sum() == 121
-    assert (extrapolate_mask(frames, flat(min_area=15)) == 30).sum() == 48
+    # Tracked as an object (min_area 15), the patch is painted; by default its host disk's shape
+    # is filled to its convex hull, which covers the patch, as the whole disk it is.
+    assert (extrapolate_mask(frames, flat(min_area=15, fill_ratio=1.0)) == 30).sum() == 48
+    whole = (disk(np.zeros((H, W), np.uint8), 60.0, 40.0 + 3 * 21, 12, cid=9) == 9).sum()
+    filled = extrapolate_mask(frames, flat(min_area=15))
+    assert (filled == 30).sum() == 0 and (filled == 9).sum() == whole
+
+
+def test_convex_fill_mends_notches_and_keeps_shapes_that_are_no_silhouette():
+    def pixels(mask):
+        return np.nonzero(mask)
+
+    def filled(mask, ratio=1.5):
+        out = np.zeros_like(mask)
+        out[convex_fill(*pixels(mask), ratio)] = True
+        return out
+
+    sq = np.zeros((40, 40), bool)
+    sq[10:30, 10:30] = True
+    notched = sq.copy()
+    notched[10:16, 18:22] = False                   # a bite out of the top edge
+    notched[20:23, 20:23] = False                   # and a hole
+    assert np.array_equal(filled(notched), sq)
+    assert np.array_equal(filled(notched, 1.0), notched)          # 1.0: never filled
+    assert np.array_equal(filled(notched, 1.01), notched)         # the hull would grow it by 8%
+    round_ = disk(np.zeros((H, W), np.uint8), 20.3, 19.6, 9, 1).astype(bool)
+    assert np.array_equal(filled(round_), round_)                # convex already: unchanged
+    tri = np.tril(np.ones((20, 20), bool))                         # a right triangle of pixels
+    assert np.array_equal(filled(tri), tri)
+    pieces = np.zeros((40, 40), bool)
+    pieces[2:8, 2:8] = pieces[30:36, 30:36] = True                 # two far-apart pieces: hull 9x larger
+    assert np.array_equal(filled(pieces), pieces)
+    line = np.zeros((40, 40), bool)
+    line[5, 3:30] = True                                         # no area: kept
+    assert np.array_equal(filled(line), line)
 
 
 def test_params_file_round_trip_and_errors(tmp_path):

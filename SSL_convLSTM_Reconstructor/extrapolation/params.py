@@ -32,8 +32,11 @@ class ExtrapolationParams:
     `min_area` is not fitted (the fit tracks true masks at 15 px): 100 px, a quarter of the
     median object, keeps the patches a segmenter paints in another object's class from becoming
     objects of their own, and costs true masks almost nothing (`benchmarks/bench_min_area.py`,
-    docs/experiments.md). Objects moving less than `static_px` are copied in place; `substeps`
-    is the simulation's time step (4 per frame score as 8 at half the cost).
+    docs/experiments.md). Painting: each shape is filled to its convex hull unless that grows it
+    more than `fill_ratio` times (1.0: no fill); not fitted either (true masks' shapes are convex
+    already, so the fit cannot tell): 1.5 scores best from the U-Net's masks of the train videos
+    (`benchmarks/bench_shape_fill.py`). Objects moving less than `static_px` are copied in place;
+    `substeps` is the simulation's time step (4 per frame score as 8 at half the cost).
     """
 
     horizon_y: float
@@ -49,6 +52,7 @@ class ExtrapolationParams:
     occlusion_ratio: float = 0.85
     min_visible_frames: int = 2
     static_px: float = 1.0
+    fill_ratio: float = 1.5
     substeps: int = 4          # simulation steps per frame (collisions happen mid-frame); not fitted
 
     def __post_init__(self):
@@ -61,7 +65,8 @@ class ExtrapolationParams:
                   (self.window >= 2, "window must be >= 2"),
                   (self.substeps >= 1, "substeps must be >= 1"),
                   (self.min_area >= 1 and self.min_visible_frames >= 1, "min_area and min_visible_frames must be >= 1"),
-                  (0.0 < self.occlusion_ratio <= 1.0, "occlusion_ratio must lie in (0, 1]")]
+                  (0.0 < self.occlusion_ratio <= 1.0, "occlusion_ratio must lie in (0, 1]"),
+                  (self.fill_ratio >= 1.0, "fill_ratio must be >= 1 (1: shapes painted unfilled)")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"ExtrapolationParams: {message}")

@@ -14,7 +14,7 @@ import numpy as np
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME, class_attributes
 from SSL_convLSTM_Reconstructor.extrapolation.collisions import move
 from SSL_convLSTM_Reconstructor.extrapolation.motion import fit_state
-from SSL_convLSTM_Reconstructor.extrapolation.painting import paint, place
+from SSL_convLSTM_Reconstructor.extrapolation.painting import convex_fill, paint, place
 from SSL_convLSTM_Reconstructor.extrapolation.params import ExtrapolationParams
 from SSL_convLSTM_Reconstructor.extrapolation.tracking import Track, as_numpy_masks, track_objects
 
@@ -72,12 +72,12 @@ def extrapolate_mask(masks, params: ExtrapolationParams, horizon: int = HORIZON,
 def paint_forecast(shape: tuple[int, int], tracks: dict[int, Track], ends: dict[int, tuple[float, float]],
                    params: ExtrapolationParams) -> np.ndarray:
     """The (H, W) uint8 mask of each object of `ends` painted with its tracked point at ends[cid]
-    (image row, col; NaN: where it was), from its `shape_frame`."""
+    (image row, col; NaN: where it was), from its `shape_frame`, convex-filled (`fill_ratio`)."""
     objects = []
     for cid, (new_y, new_x) in ends.items():
         tr = tracks[cid]
         ts = shape_frame(tr)
-        ys, xs = tr.pixels[ts]
+        ys, xs = convex_fill(*tr.pixels[ts], params.fill_ratio)
         dy = 0.0 if np.isnan(new_y) or np.isnan(tr.py[ts]) else new_y - tr.py[ts]
         dx = 0.0 if np.isnan(new_x) or np.isnan(tr.px[ts]) else new_x - tr.px[ts]
         objects.append((cid, *place(ys, xs, tr.cy[ts], tr.cx[ts], dy, dx, params.horizon_y, params.static_px)))
