@@ -2,6 +2,7 @@
 import json
 import re
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -226,6 +227,22 @@ def test_bench_min_area_scores_each_value_from_both_kinds_of_masks(root, fit_dir
     # No object covers 100000 pixels: both forecasts are all background, and score alike.
     assert table[100000]["U-Net masks"] == table[100000]["true masks"] < table[15]["true masks"]
     assert "frame-10 copy" in capsys.readouterr().out
+
+
+def test_bench_shape_fill_scores_each_ratio_and_refuses_one_below_1(root, fit_dir, capsys):
+    from benchmarks import bench_shape_fill
+    from benchmarks.bench_extrapolation import jaccard
+    from SSL_convLSTM_Reconstructor.extrapolation import extrapolate_masks
+    args = ["--root_dir", str(root), "--saved_extrapolation_dir", str(fit_dir), "--split", "val"]
+    table = bench_shape_fill.main(args + ["--values", "1", "1.5"])
+    assert set(table) == {1.0, 1.5} and all(set(row) == {"U-Net masks", "true masks"} for row in table.values())
+    reader = SplitReader(root, "val")
+    true = np.stack([reader.masks(i) for i in range(len(reader))])
+    assert table[1.0]["true masks"] == jaccard(extrapolate_masks(true[:, :11], replace(PARAMS, fill_ratio=1.0)), true)
+    assert "fill_ratio" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as err:
+        bench_shape_fill.main(args + ["--values", "0.5"])
+    assert err.value.code == 2 and "a number >= 1" in capsys.readouterr().err
 
 
 def test_bench_extrapolation_scores_the_hybrid_with_its_gate(root):
