@@ -195,12 +195,12 @@ def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed
     return history
 
 
-def apply_gate(gate: ObjectGate, params: ExtrapolationParams, masks: np.ndarray, preds: torch.Tensor) -> torch.Tensor:
-    """`preds` (B, H, W) with the objects the gate drops from each video's physics forecast
-    cleared; `masks` (B, T, H, W) the input masks the forecast was made from."""
+def apply_gate(gate: ObjectGate, rows: list[list], preds: torch.Tensor) -> torch.Tensor:
+    """`preds` (B, H, W) with the objects the gate drops cleared; `rows` holds each video's
+    `gate_rows` (of the input masks its physics forecast was made from)."""
     out = preds.clone()
     for i in range(len(out)):
-        out[i] = clear(out[i], gate.dropped(gate_rows(masks[i], params)[1]))
+        out[i] = clear(out[i], gate.dropped(rows[i]))
     return out
 
 

@@ -32,7 +32,7 @@ from common.paths import REAL_SAMPLE
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
 from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params
-from SSL_convLSTM_Reconstructor.object_gate import apply_gate
+from SSL_convLSTM_Reconstructor.object_gate import apply_gate, gate_rows
 
 
 HYBRID_ROW = "hybrid correction of the fitted extrapolation"
@@ -64,7 +64,7 @@ def corrected(masks: np.ndarray, physics: np.ndarray, hybrid: torch.nn.Module,
         x = torch.from_numpy(masks[:, :NUM_INPUT_FRAMES].astype(np.int64))
         preds = hybrid(x, torch.from_numpy(physics.astype(np.int64))).argmax(1).to(torch.uint8)
     if hybrid.gate is not None:
-        preds = apply_gate(hybrid.gate, params, masks[:, :NUM_INPUT_FRAMES], preds)
+        preds = apply_gate(hybrid.gate, [gate_rows(m[:NUM_INPUT_FRAMES], params)[1] for m in masks], preds)
     return preds.numpy()
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 from common.paths import MASK_HYBRID_CHECKPOINTS
 from models import load_extrapolation, load_model
 from predictors.base import Batch, FileFlag, Predictor, register
 from predictors.mask_extrapolation import EXTRAPOLATION_FILE, physics_forecast
-from SSL_convLSTM_Reconstructor.object_gate import apply_gate
+from SSL_convLSTM_Reconstructor.object_gate import apply_gate, gate_rows
 
 
 @register
@@ -29,9 +30,15 @@ class MaskHybridPredictor(Predictor):
         self.device = device
 
     def predict(self, batch: Batch) -> torch.Tensor:
+        rows = None
+        if self.model.gate is not None:
+            # The gate's rows come with the physics forecast they were read from: the batch keeps
+            # both, so the videos are tracked once for this row and the extrapolation's.
+            gated = batch.shared(("gate_rows", self.params),
+                                 lambda: [gate_rows(m, self.params) for m in batch.masks_in.cpu().numpy()])
+            batch.shared(("physics", self.params), lambda: torch.as_tensor(np.stack([f for f, _ in gated])))
+            rows = [r for _, r in gated]
         physics = physics_forecast(batch, self.params)
         logits = self.model(batch.masks_in.long().to(self.device), physics.long().to(self.device))
         preds = logits.argmax(1).to(torch.uint8).cpu()
-        if self.model.gate is None:
-            return preds
-        return apply_gate(self.model.gate, self.params, batch.masks_in.cpu().numpy(), preds)
+        return preds if rows is None else apply_gate(self.model.gate, rows, preds)

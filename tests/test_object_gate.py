@@ -32,14 +32,14 @@ def test_an_untrained_gate_keeps_the_physics_forecast_and_a_dropped_object_is_cl
     gate = ObjectGate(hidden=8)
     assert np.allclose(gate.share(np.stack([f for _, f, _ in rows])), 0.98) and gate.dropped(rows) == []
     preds = torch.from_numpy(forecast[None]).clone()
-    assert torch.equal(apply_gate(gate, params, masks[None, :T_IN], preds), preds)
+    assert torch.equal(apply_gate(gate, [rows], preds), preds)
     out = clear(forecast, [30])
     assert not (out == 30).any() and np.array_equal(out[forecast != 30], forecast[forecast != 30])
     assert torch.equal(clear(torch.from_numpy(forecast), [30]), torch.from_numpy(out))
     with torch.no_grad():
         gate.net[-1].bias.fill_(-10.0)             # a gate that expects every object to miss
     assert sorted(gate.dropped(rows)) == [9, 30]
-    assert not apply_gate(gate, params, masks[None, :T_IN], preds).any()
+    assert not apply_gate(gate, [rows], preds).any()
 
 
 def test_training_lowers_the_loss_and_leaves_the_gate_frozen():
