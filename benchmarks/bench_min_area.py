@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from typing import Callable
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -46,7 +45,7 @@ def build_parser(name: str = "min_area", values_type: Callable = positive_int,
 
 
 def scan(args: argparse.Namespace, name: str) -> dict:
-    """Per value of the fit's parameter `name`: the val JI of the forecast from both kinds of masks."""
+    """Per value of the fit's parameter `name`: the JI of the split's forecast from both kinds of masks."""
     params = load_extrapolation(args.saved_extrapolation_dir)
     reader = SplitReader(args.root_dir, args.split)
     true = np.stack([reader.masks(i) for i in range(len(reader))])
