@@ -3,9 +3,9 @@
 Generates the `tiny` synthetic dataset (unless data is there), trains the U-Net, fits the
 extrapolation's physics on the train masks, trains the mask SimVP, the hybrid (a correction
 of the physics forecast, and its object gate) and the ConvLSTM reconstructor briefly, scores
-every predictor on val side by side, writes the hidden-set submission, and leaves in `results/demo/`: results.json,
-report.md, figure.png, submission.pt and video_ids.json. Running it again reuses every
-finished step (a model whose run is unfinished is resumed).
+every predictor on val side by side, writes the hidden-set submission, and leaves in
+`results/demo/`: results.json, report.md, figure.png, submission.pt and video_ids.json. Running
+it again reuses every finished step (a model whose run is unfinished is resumed).
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES
 from SSL_convLSTM_Reconstructor.mask_simvp import _CONFIG_KEYS, MaskSimVP
-from SSL_convLSTM_Reconstructor.object_gate import ObjectGate
+from SSL_convLSTM_Reconstructor.object_gate import ObjectGate, check_threshold
 
 GATE_KEYS = ("gate_hidden", "gate_threshold")
 
@@ -53,8 +53,7 @@ class MaskHybrid(nn.Module):
                              in_frames=in_frames + 1, num_classes=num_classes, mlp_ratio=mlp_ratio)
         if isinstance(gate_hidden, bool) or not isinstance(gate_hidden, int) or gate_hidden < 0:
             raise ValueError(f"MaskHybrid: gate_hidden must be an int >= 0, got {gate_hidden!r}")
-        if not 0.0 < gate_threshold < 1.0:
-            raise ValueError(f"MaskHybrid: gate_threshold must lie in (0, 1), got {gate_threshold!r}")
+        check_threshold(gate_threshold, "MaskHybrid: gate_threshold")     # checked with or without a gate
         self.gate = ObjectGate(gate_hidden, gate_threshold).requires_grad_(False) if gate_hidden else None
         self.config = {**self.net.config, "in_frames": in_frames, "gate_hidden": gate_hidden,
                        "gate_threshold": gate_threshold}

@@ -82,8 +82,11 @@ def object_rows(x: np.ndarray, params: ExtrapolationParams, y: np.ndarray | None
 
 def touching(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
     """Whether two pixel sets (rows, cols) overlap or are 4-neighbours."""
-    near = {(y + dy, x + dx) for y, x in zip(*a) for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))}
-    return any((y, x) in near for y, x in zip(*b))
+    # Pixels as flat indices of a grid one pixel wider on every side, so a neighbour never wraps.
+    stride = int(max(a[1].max(), b[1].max())) + 3
+    near = np.concatenate([(a[0] + dy + 1) * stride + (a[1] + dx + 1)
+                           for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))])
+    return bool(np.isin((b[0] + 1) * stride + (b[1] + 1), near).any())
 
 
 def track_features(cid: int, tracks: dict[int, Track], end: tuple[float, float], painted: int) -> np.ndarray:
@@ -117,6 +120,12 @@ def gate_rows(x: np.ndarray, params: ExtrapolationParams, y: np.ndarray | None =
     return forecast, rows
 
 
+def check_threshold(threshold: float, name: str) -> None:
+    """A gate's threshold is a share of pixels strictly between 0 and 1 (ValueError naming `name`)."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"{name} must lie in (0, 1), got {threshold!r}")
+
+
 class ObjectGate(nn.Module):
     """``forward(features (n, NUM_FEATURES)) -> logit of f (n,)``; `dropped` names the objects to clear.
 
@@ -125,8 +134,7 @@ class ObjectGate(nn.Module):
 
     def __init__(self, hidden: int = 64, threshold: float = 0.4, num_features: int = NUM_FEATURES):
         super().__init__()
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"ObjectGate: threshold must lie in (0, 1), got {threshold!r}")
+        check_threshold(threshold, "ObjectGate: threshold")
         self.threshold = threshold
         self.register_buffer("mean", torch.zeros(num_features))
         self.register_buffer("std", torch.ones(num_features))

@@ -64,6 +64,15 @@ def test_in_the_hybrid_the_gate_is_frozen_and_configured():
     assert MaskHybrid(embed_dim=4, hid_s=8, hid_t=16, n_t=1).gate is None
 
 
+def test_a_threshold_outside_zero_one_is_refused_with_or_without_a_gate():
+    import pytest
+    for hidden in (0, 8):
+        with pytest.raises(ValueError, match=r"MaskHybrid: gate_threshold must lie in \(0, 1\), got 1.0"):
+            MaskHybrid(embed_dim=4, hid_s=8, hid_t=16, n_t=1, gate_hidden=hidden, gate_threshold=1.0)
+    with pytest.raises(ValueError, match=r"ObjectGate: threshold must lie in \(0, 1\), got 0"):
+        ObjectGate(hidden=8, threshold=0)
+
+
 def test_touching_means_overlapping_or_side_by_side():
     a = (np.array([5, 5]), np.array([5, 6]))
     assert touching(a, (np.array([5]), np.array([7])))
