@@ -1,4 +1,4 @@
-"""A learned gate on the physics forecast: which of its objects to leave out.
+"""A learned gate on the physics forecast: where to paint each of its objects, or whether to.
 
 The competition Jaccard sums each class's intersection and union over all videos. Painting an
 object adds to its class's intersection the share f of its painted pixels that lie on its true
@@ -7,18 +7,27 @@ either way). So painting pays only when f / (1 - f) beats the class's Jaccard J,
 f > J / (1 + J): about 0.4 at the forecast's J of 0.6-0.7. Objects the U-Net made up or labelled
 as another class (f = 0) and objects the physics sends far off lose the forecast points.
 
-    masks of frames 0..10 -> tracks, fitted states, the physics forecast (extrapolation)
-      -> per painted object: features (`object_rows`: its motion; `track_features`: how far its
-         track can be trusted)
-      -> ObjectGate: an MLP predicting f; objects under `threshold` are cleared
+Most of an object's landing error comes from its velocity, fitted on the last `window` frames of
+its track: a short window follows a recent collision but carries the masks' noise eleven frames
+on, a long one smooths the noise but reaches back past a change of velocity. Which is right
+differs from object to object, so the gate weighs several:
 
-The gate's last layer starts at zero with a bias at f = 0.98, so an untrained gate keeps every
-object: the physics forecast. It learns from the train videos' U-Net masks against their true
-frame 21 (`train_gate`), where the U-Net's mistakes are seen beside the truth.
+    masks of frames 0..10 -> tracks, fitted states, the physics forecast (extrapolation)
+      -> candidates: the physics, and the same with each of `windows` as the velocity window
+      -> per painted object: features (`object_rows`: its motion; `track_features`: how far its
+         track can be trusted; where each candidate lands it, from the physics' landing point)
+      -> ObjectGate: an MLP predicting f under each candidate; the object is painted where f is
+         highest, or left out (what it hid shows) when no f reaches `threshold`
+
+The gate's last layer starts at zero with biases at f = 0.98 for the physics and 0.5 for the
+others, so an untrained gate keeps the physics forecast. It learns from the train videos' U-Net
+masks against their true frame 21 (`train_gate`), where the U-Net's mistakes are seen beside
+the truth.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -30,7 +39,7 @@ from SSL_convLSTM_Reconstructor.extrapolation.predictor import fit_objects, fore
 from SSL_convLSTM_Reconstructor.extrapolation.tracking import Track, track_objects
 
 MOTION_FEATURES = 28
-NUM_FEATURES = MOTION_FEATURES + 9
+BASE_FEATURES = MOTION_FEATURES + 9        # and 3 per alternative candidate: `num_features`
 KEEP_ALL = float(np.log(0.98 / 0.02))      # the untrained gate's logit: f = 0.98, above any threshold
 LAST = NUM_INPUT_FRAMES - 1
 
@@ -89,8 +98,14 @@ def touching(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray])
     return bool(np.isin((b[0] + 1) * stride + (b[1] + 1), near).any())
 
 
+def num_features(alternatives: int) -> int:
+    """Features of a gate row: motion, track, and where each of `alternatives` candidates moves
+    the object from the physics' landing point (rows, cols, distance)."""
+    return BASE_FEATURES + 3 * alternatives
+
+
 def track_features(cid: int, tracks: dict[int, Track], end: tuple[float, float], painted: int) -> np.ndarray:
-    """How much to trust one object's track (NUM_FEATURES - MOTION_FEATURES numbers). A fragment of
+    """How much to trust one object's track (BASE_FEATURES - MOTION_FEATURES numbers). A fragment of
     another object (the U-Net painting part of it in a sibling class of the same colour) is seen in
     few frames, small, and touches a larger track of its colour."""
     tr = tracks[cid]
@@ -105,19 +120,68 @@ def track_features(cid: int, tracks: dict[int, Track], end: tuple[float, float],
                      len(kin), touches, float(margin < 0), margin / 50, np.sqrt(painted) / 20])
 
 
-def gate_rows(x: np.ndarray, params: ExtrapolationParams, y: np.ndarray | None = None):
-    """One video's physics forecast (H, W) uint8 and, per object painted in it, (cid, features
-    (NUM_FEATURES,), f: the share of its pixels on its class in `y`, or None without `y`)."""
+def alternatives(params: ExtrapolationParams, windows: Sequence[int]) -> list[ExtrapolationParams]:
+    """The gate's candidate physics: the fit's own first, then the same with each of `windows`
+    as the velocity window (ValueError from ExtrapolationParams for a window under 2)."""
+    return [params] + [replace(params, window=int(w)) for w in windows]
+
+
+@dataclass
+class GateVideo:
+    """One video's physics forecast and what the gate reads and edits in it.
+
+    `rows`: per object painted in the forecast, (cid, features (num_features(len(windows)),),
+    f (K,) or None): f[k] is the share of its pixels on its class in the target when painted
+    where candidate k lands it (0: the physics). `ends[k]`: each object's landing point
+    {cid: (row, col)} under candidate k."""
+    forecast: np.ndarray
+    rows: list
+    tracks: dict[int, Track]
+    ends: list[dict]
+    params: ExtrapolationParams
+
+    def edited(self, choice: dict[int, int]) -> np.ndarray:
+        """The forecast repainted with each object of `choice` where its chosen candidate lands
+        it (-1: left out, so what it hid shows); the other objects stay where the physics put them."""
+        ends = dict(self.ends[0])
+        for cid, k in choice.items():
+            if k < 0:
+                ends.pop(cid)
+            else:
+                ends[cid] = self.ends[k][cid]
+        return paint_forecast(self.forecast.shape, self.tracks, ends, self.params)
+
+
+def _shares(shape, tracks, ends: dict, params: ExtrapolationParams, y: np.ndarray) -> dict[int, float]:
+    """Each object's share of painted pixels on its class in `y`, all painted at `ends`."""
+    painted = paint_forecast(shape, tracks, ends, params)
+    out = {}
+    for cid in ends:
+        mine = painted == cid
+        n = int(mine.sum())
+        out[cid] = float((mine & (y == cid)).sum() / n) if n else 0.0
+    return out
+
+
+def gate_rows(x: np.ndarray, params: ExtrapolationParams, y: np.ndarray | None = None,
+              windows: Sequence[int] = ()) -> GateVideo:
+    """One video's physics forecast and its painted objects' rows (`GateVideo`), the candidates
+    being the physics and its variants with each of `windows`; f needs the target mask `y`."""
     tracks, ends, motion = object_rows(x, params)
     forecast = paint_forecast(x.shape[1:], tracks, ends, params)
+    all_ends = [ends] + [forecast_positions(fit_objects(tracks, p), p) for p in alternatives(params, windows)[1:]]
+    shares = None if y is None else [_shares(x.shape[1:], tracks, e, params, y) for e in all_ends]
     rows = []
     for cid, feats, _ in motion:
-        mine = forecast == cid
-        painted = int(mine.sum())
-        if painted:
-            f = None if y is None else float((mine & (y == cid)).sum() / painted)
-            rows.append((cid, np.r_[feats, track_features(cid, tracks, ends[cid], painted)], f))
-    return forecast, rows
+        painted = int((forecast == cid).sum())
+        if not painted:
+            continue
+        here = np.array(ends[cid])
+        moves = [np.nan_to_num(np.array(e[cid]) - here) for e in all_ends[1:]]
+        extra = np.array([(*m, np.hypot(*m)) for m in moves]).reshape(-1)
+        f = None if shares is None else np.array([s[cid] for s in shares])
+        rows.append((cid, np.r_[feats, track_features(cid, tracks, ends[cid], painted), extra], f))
+    return GateVideo(forecast, rows, tracks, all_ends, params)
 
 
 def check_threshold(threshold: float, name: str) -> None:
@@ -127,49 +191,67 @@ def check_threshold(threshold: float, name: str) -> None:
 
 
 class ObjectGate(nn.Module):
-    """``forward(features (n, NUM_FEATURES)) -> logit of f (n,)``; `dropped` names the objects to clear.
+    """``forward(features (n, num_features)) -> logits of f (n, K)``, one per candidate placement:
+    the physics, then its variants with each of `windows` as the velocity window. `choose` puts
+    each object where its predicted f is highest, or leaves it out when none reaches `threshold`.
 
     The features' mean and std are buffers set from the training set (`train_gate`), so a
     checkpoint carries them; before training they are 0 and 1."""
 
-    def __init__(self, hidden: int = 64, threshold: float = 0.4, num_features: int = NUM_FEATURES):
+    def __init__(self, hidden: int = 64, threshold: float = 0.4, windows: Sequence[int] = ()):
         super().__init__()
         check_threshold(threshold, "ObjectGate: threshold")
+        self.windows = check_windows(windows, "ObjectGate: windows")
         self.threshold = threshold
-        self.register_buffer("mean", torch.zeros(num_features))
-        self.register_buffer("std", torch.ones(num_features))
-        self.net = nn.Sequential(nn.Linear(num_features, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                 nn.Linear(hidden, 1))
+        n = num_features(len(self.windows))
+        self.register_buffer("mean", torch.zeros(n))
+        self.register_buffer("std", torch.ones(n))
+        self.net = nn.Sequential(nn.Linear(n, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, 1 + len(self.windows)))
+        # Untrained: f = 0.98 for the physics, 0.5 for every alternative, so each object stays put.
         nn.init.zeros_(self.net[-1].weight)
-        nn.init.constant_(self.net[-1].bias, KEEP_ALL)
+        nn.init.zeros_(self.net[-1].bias)
+        with torch.no_grad():
+            self.net[-1].bias[0] = KEEP_ALL
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.net((feats - self.mean) / self.std)[:, 0]
-
-    def keeps(self, feats: torch.Tensor) -> torch.Tensor:
-        """Whether each object (n, NUM_FEATURES) is kept: its predicted f at least the threshold."""
-        return torch.sigmoid(self(feats)) >= self.threshold
+        return self.net((feats - self.mean) / self.std)
 
     def _input(self, feats: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(feats, np.float32).reshape(-1, self.mean.numel()), device=self.mean.device)
 
     @torch.no_grad()
     def share(self, feats: np.ndarray) -> np.ndarray:
-        """Predicted f of each object (n,)."""
+        """Predicted f of each object (n,) under each candidate (n, K)."""
         return torch.sigmoid(self(self._input(feats))).cpu().numpy()
 
-    @torch.no_grad()
-    def dropped(self, rows: list) -> list[int]:
-        """The class ids of `gate_rows`' objects predicted under the threshold."""
+    def choices(self, share: np.ndarray) -> np.ndarray:
+        """Per object (n,), the candidate of highest f (n, K), or -1 when none reaches the threshold."""
+        best = share.argmax(1)
+        return np.where(share.max(1) >= self.threshold, best, -1)
+
+    def choose(self, rows: list) -> dict[int, int]:
+        """{cid: candidate or -1 (left out)} for `gate_rows`' objects the gate moves or leaves out."""
         if not rows:
-            return []
-        keep = self.keeps(self._input(np.stack([r[1] for r in rows]))).cpu().numpy()
-        return [cid for (cid, _, _), kept in zip(rows, keep) if not kept]
+            return {}
+        picked = self.choices(self.share(np.stack([r[1] for r in rows])))
+        return {cid: int(k) for (cid, _, _), k in zip(rows, picked) if k != 0}
+
+
+def check_windows(windows: Sequence[int], name: str) -> tuple[int, ...]:
+    """The alternative velocity windows as a tuple of ints >= 2 (ValueError naming `name`)."""
+    try:
+        out = tuple(windows)
+    except TypeError:
+        out = None
+    if out is None or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 2 for w in out):
+        raise ValueError(f"{name} must be ints >= 2, got {windows!r}")
+    return tuple(int(w) for w in out)
 
 
 def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed: int, lr: float = 2e-3,
                batch_size: int = 256, on_epoch=None) -> list[float]:
-    """Fit the gate to predict f (soft cross-entropy) with AdamW, its features standardised on X;
+    """Fit the gate to predict f (n, K) (soft cross-entropy) with AdamW, its features standardised on X;
     returns each epoch's mean loss (and calls on_epoch(epoch, loss) after each). The gate's
     weights are left frozen: in the hybrid no other loss may move them."""
     if len(X) == 0:
@@ -182,7 +264,7 @@ def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed
     params = list(gate.net.parameters())
     opt = torch.optim.AdamW(params, lr, weight_decay=1e-2)
     device = gate.mean.device
-    xt, yt = (torch.tensor(a, dtype=torch.float32, device=device) for a in (X, Y))
+    xt, yt = (torch.tensor(a, dtype=torch.float32, device=device) for a in (X, np.reshape(Y, (len(Y), -1))))
     history = []
     gate.requires_grad_(True)
     try:
@@ -203,18 +285,15 @@ def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed
     return history
 
 
-def apply_gate(gate: ObjectGate, rows: list[list], preds: torch.Tensor) -> torch.Tensor:
-    """`preds` (B, H, W) with the objects the gate drops cleared; `rows` holds each video's
-    `gate_rows` (of the input masks its physics forecast was made from)."""
+def apply_gate(gate: ObjectGate, videos: list[GateVideo], preds: torch.Tensor) -> torch.Tensor:
+    """`preds` (B, H, W) with the gate's edits of each video's physics forecast: the pixels where
+    the edited forecast differs from the physics take the edit's class. `videos` holds each
+    video's `gate_rows` (of the input masks the physics forecast was made from)."""
     out = preds.clone()
-    for i in range(len(out)):
-        out[i] = clear(out[i], gate.dropped(rows[i]))
+    for i, video in enumerate(videos):
+        choice = gate.choose(video.rows)
+        if choice:
+            edit = torch.from_numpy(video.edited(choice)).to(out.device)
+            changed = edit != torch.from_numpy(video.forecast).to(out.device)
+            out[i] = torch.where(changed, edit.to(out.dtype), out[i])
     return out
-
-
-def clear(pred: np.ndarray | torch.Tensor, cids: list[int]):
-    """`pred` (H, W) with the pixels of classes `cids` set to background (a copy)."""
-    if isinstance(pred, torch.Tensor):
-        return torch.where(torch.isin(pred, torch.tensor(cids, dtype=pred.dtype, device=pred.device)),
-                           torch.zeros_like(pred), pred)
-    return np.where(np.isin(pred, cids), 0, pred).astype(pred.dtype)

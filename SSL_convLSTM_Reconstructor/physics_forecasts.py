@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from common.progress import tqdm
 from Data.layout import HEIGHT, WIDTH
 from Data.reading import SplitReader, fingerprint
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
-from SSL_convLSTM_Reconstructor.object_gate import NUM_FEATURES, gate_rows
+from SSL_convLSTM_Reconstructor.object_gate import gate_rows, num_features
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 
 CACHE_DIR = "physics_forecasts"
@@ -72,15 +73,20 @@ class HybridSequences(Dataset):
         return x, torch.from_numpy(self.physics[index].astype(np.int64)), y
 
 
-def collect(root: Path, split: str, inputs: str, target: str, params: ExtrapolationParams):
-    """A split's painted objects: features (n, NUM_FEATURES), f (n,) against the `target` masks, and
-    per video (physics forecast, class ids of its rows, target mask of frame 21)."""
+def collect(root: Path, split: str, inputs: str, target: str, params: ExtrapolationParams,
+            windows: Sequence[int] = ()):
+    """A split's painted objects for the object gate with alternative `windows`: features
+    (n, num_features), f (n, K) against the `target` masks, each video's `GateVideo` and the
+    target masks of frame 21 (N, H, W) uint8."""
     seqs = MaskSequences(root, split, inputs, target)
-    feats, shares, videos = [], [], []
+    feats, shares, videos, targets = [], [], [], []
     for i in range(len(seqs)):
         x, y = (t.numpy().astype(np.uint8) for t in seqs[i])
-        forecast, rows = gate_rows(x, params, y)
-        feats += [r[1] for r in rows]
-        shares += [r[2] for r in rows]
-        videos.append((forecast, [r[0] for r in rows], y))
-    return np.array(feats).reshape(-1, NUM_FEATURES), np.array(shares, float), videos
+        video = gate_rows(x, params, y, windows)
+        feats += [r[1] for r in video.rows]
+        shares += [r[2] for r in video.rows]
+        videos.append(video)
+        targets.append(y)
+    k = 1 + len(windows)
+    return (np.array(feats).reshape(-1, num_features(len(windows))), np.array(shares, float).reshape(-1, k),
+            videos, np.stack(targets) if targets else np.zeros((0, HEIGHT, WIDTH), np.uint8))

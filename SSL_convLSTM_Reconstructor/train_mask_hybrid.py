@@ -10,9 +10,11 @@ kept under <root>/physics_forecasts/). The train videos' target is always their 
     pseudo  the U-Net's masks, as at inference: also what the U-Net gets wrong, against the truth
     both    each train video twice, once with each
 
-First, unless `--gate_epochs 0`, the hybrid's object gate (object_gate.py) learns which objects
-of the physics forecast to clear, from the train videos' U-Net masks against their true frame
-21 (`--gate_epochs` epochs take seconds); it is then frozen inside the model.
+First, unless `--gate_epochs 0`, the hybrid's object gate (object_gate.py) learns where to paint
+each object of the physics forecast (where the physics or another velocity window,
+`--gate_windows`, lands it) or whether to leave it out, from the train videos' U-Net masks
+against their true frame 21 (`--gate_epochs` epochs take seconds); it is then frozen inside
+the model.
 
 Validates as inference runs it: the U-Net's masks of val frames 0..10 in, the true frame 21
 scored (`val_jaccard`: network and gate; `network_jaccard`: without the gate), beside the physics
@@ -31,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from common.cli import ArgumentParser, fraction, non_negative_int, positive_int
+from common.cli import ArgumentParser, fraction, int_at_least_two, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
 from common.metrics import jaccard_metric
 from common.paths import EXTRAPOLATION_FIT, MASK_HYBRID_CHECKPOINTS
@@ -39,7 +41,7 @@ from common.training import TrainTask, add_training_args, fit
 from Data.layout import NUM_CLASSES
 from models import load_extrapolation
 from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
-from SSL_convLSTM_Reconstructor.object_gate import ObjectGate, train_gate
+from SSL_convLSTM_Reconstructor.object_gate import GateVideo, ObjectGate, train_gate
 from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences, collect
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 from SSL_convLSTM_Reconstructor.train_mask_predictor import AugmentedMasks, add_model_args, mask_loss, model_config
@@ -50,61 +52,54 @@ log = logging.getLogger("train_mask_hybrid")
 TRAIN_INPUTS = {"true": ("true",), "pseudo": ("pseudo",), "both": ("true", "pseudo")}
 
 
-class WithObjects(Dataset):
-    """A HybridSequences' items with the objects painted in each physics forecast: class ids
-    (K,) (-1: padding) and gate features (K, NUM_FEATURES), K the most objects of any video."""
+class Indexed(Dataset):
+    """A dataset's items with their index appended: evaluate finds each val video's gate edit by it."""
 
-    def __init__(self, sequences: Dataset, videos: list, feats: np.ndarray) -> None:
-        self.sequences = sequences
-        k = max([len(cids) for _, cids, _ in videos] + [1])
-        self.cids = torch.full((len(videos), k), -1, dtype=torch.long)
-        self.feats = torch.zeros(len(videos), k, feats.shape[1])
-        row = 0
-        for i, (_, cids, _) in enumerate(videos):
-            self.cids[i, :len(cids)] = torch.tensor(cids, dtype=torch.long)
-            self.feats[i, :len(cids)] = torch.from_numpy(feats[row:row + len(cids)]).float()
-            row += len(cids)
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
 
     def __len__(self) -> int:
-        return len(self.sequences)
+        return len(self.dataset)
 
     def __getitem__(self, index: int):
-        return (*self.sequences[index], self.cids[index], self.feats[index])
+        return (*self.dataset[index], index)
 
 
-def gated(model: nn.Module, preds: torch.Tensor, cids: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-    """`preds` (B, H, W) with the classes the model's gate clears set to background: what the
-    predictor does (object_gate.apply_gate), from the features computed once per val video."""
-    b, k = cids.shape
-    keep = model.gate.keeps(feats.flatten(0, 1)).view(b, k)
-    dropped = torch.zeros(b, NUM_CLASSES + 1, dtype=torch.bool, device=preds.device)
-    dropped.scatter_(1, torch.where(cids >= 0, cids, NUM_CLASSES), (~keep) & (cids >= 0))
-    return torch.where(torch.gather(dropped[:, :NUM_CLASSES], 1, preds.flatten(1)).view_as(preds),
-                       torch.zeros_like(preds), preds)
+def gate_edits(gate: ObjectGate, videos: list[GateVideo]) -> torch.Tensor:
+    """(N, H, W) uint8: each video's physics forecast as the gate edits it (object_gate.apply_gate)."""
+    return torch.from_numpy(np.stack([v.edited(gate.choose(v.rows)) for v in videos]))
 
 
-@torch.inference_mode()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """Competition Jaccard of the corrected forecast (through the model's gate, if it has one),
-    of the network alone, of the physics forecast and of the frame-10 copy."""
-    model.eval()
-    names = ("val_jaccard", "network_jaccard", "physics_jaccard", "copy10_jaccard")
-    scores = {k: jaccard_metric(NUM_CLASSES, device) for k in names}
-    for x, physics, y, *objects in loader:
-        x, physics, y = x.to(device), physics.to(device), y.to(device)
-        preds = model(x, physics).argmax(1)
-        scores["network_jaccard"].update(preds, y)
-        if objects and getattr(model, "gate", None) is not None:
-            preds = gated(model, preds, *(t.to(device) for t in objects))
-        scores["val_jaccard"].update(preds, y)
-        scores["physics_jaccard"].update(physics, y)
-        scores["copy10_jaccard"].update(x[:, -1], y)
-    return {k: float(v.compute()) for k, v in scores.items()}
+def make_evaluate(videos: list[GateVideo]):
+    """`evaluate` for the val set (an `Indexed` HybridSequences) whose videos' gate rows are `videos`."""
+
+    @torch.inference_mode()
+    def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+        """Competition Jaccard of the corrected forecast (through the model's gate, if it has one),
+        of the network alone, of the physics forecast and of the frame-10 copy."""
+        model.eval()
+        names = ("val_jaccard", "network_jaccard", "physics_jaccard", "copy10_jaccard")
+        scores = {k: jaccard_metric(NUM_CLASSES, device) for k in names}
+        gate = getattr(model, "gate", None)
+        # The verdicts of the model being evaluated: a resumed run's gate is its checkpoint's.
+        edits = gate_edits(gate, videos).to(device) if gate is not None and videos else None
+        for x, physics, y, index in loader:
+            x, physics, y = x.to(device), physics.to(device), y.to(device)
+            preds = model(x, physics).argmax(1)
+            scores["network_jaccard"].update(preds, y)
+            if edits is not None:
+                edit = edits[index.to(device)].long()
+                preds = torch.where(edit != physics, edit, preds)
+            scores["val_jaccard"].update(preds, y)
+            scores["physics_jaccard"].update(physics, y)
+            scores["copy10_jaccard"].update(x[:, -1], y)
+        return {k: float(v.compute()) for k, v in scores.items()}
+    return evaluate
 
 
 def fit_gate(gate: ObjectGate, args: argparse.Namespace, params) -> None:
     """Train the gate on the train videos' U-Net masks against their true frame 21."""
-    X, Y, _ = collect(args.root_dir, "train", "pseudo", "true", params)
+    X, Y, _, _ = collect(args.root_dir, "train", "pseudo", "true", params, gate.windows)
     if not len(X):      # a U-Net too young to paint a trackable object: nothing to learn
         log.warning("object gate: no object in the train videos' U-Net masks; it keeps every object")
         return
@@ -136,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs of the object gate on the train videos' U-Net masks (0: no gate; default 20)")
     g.add_argument("--gate_hidden", type=positive_int, default=64, help="width of the gate's MLP (default 64)")
     g.add_argument("--gate_threshold", type=fraction, default=0.4,
-                   help="share of an object's pixels on its truth under which the gate clears it (default 0.4)")
+                   help="share of an object's pixels on its truth under which the gate leaves it out (default 0.4)")
+    g.add_argument("--gate_windows", type=int_at_least_two, nargs="*", default=[2, 5, 8],
+                   help="velocity windows of the gate's alternative placements of each object, beside the "
+                        "fit's own (none: it only keeps or leaves out; default 2 5 8)")
     add_training_args(parser, out_dir=MASK_HYBRID_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser
 
@@ -151,21 +149,20 @@ def make_task(args: argparse.Namespace) -> TrainTask:
         parts.append(HybridSequences(args.root_dir, "unlabeled", "pseudo", "pseudo", params))
     train_set = AugmentedMasks(ConcatDataset(parts), permute_classes=not args.no_permute)
     val_set = HybridSequences(args.root_dir, "val", "pseudo", "true", params)
-    gate = {"gate_hidden": args.gate_hidden, "gate_threshold": args.gate_threshold} if args.gate_epochs else {}
+    gate = ({"gate_hidden": args.gate_hidden, "gate_threshold": args.gate_threshold, "gate_windows": args.gate_windows}
+            if args.gate_epochs else {})
     model = MaskHybrid(**model_config(args), **gate)
     if model.gate is not None:
         fit_gate(model.gate, args, params)
-    # The val objects' features: the gate's verdicts are taken in evaluate, from the model being
-    # trained (a resumed run's may differ from the one trained here).
-    Xv, _, val = collect(args.root_dir, "val", "pseudo", "true", params)
-    val_set = WithObjects(val_set, val, Xv)
+    # The val videos' gate rows, read once: the gate's verdicts are taken in evaluate.
+    val = collect(args.root_dir, "val", "pseudo", "true", params, model.gate.windows)[2] if model.gate else []
 
     def loss(model, batch, device):
         x, physics, y = (t.to(device, non_blocking=True) for t in batch)
         return mask_loss(model(x, physics), y, args.jaccard_weight)
 
-    return TrainTask(model=model, train_set=train_set, val_set=val_set, loss=loss,
-                     evaluate=evaluate, metric="val_jaccard", higher_is_better=True,
+    return TrainTask(model=model, train_set=train_set, val_set=Indexed(val_set), loss=loss,
+                     evaluate=make_evaluate(val), metric="val_jaccard", higher_is_better=True,
                      extra={"data": {"train_videos": len(train_set), "val_videos": len(val_set)},
                             "extrapolation": params.to_dict()})
 

@@ -64,7 +64,8 @@ def corrected(masks: np.ndarray, physics: np.ndarray, hybrid: torch.nn.Module,
         x = torch.from_numpy(masks[:, :NUM_INPUT_FRAMES].astype(np.int64))
         preds = hybrid(x, torch.from_numpy(physics.astype(np.int64))).argmax(1).to(torch.uint8)
     if hybrid.gate is not None:
-        preds = apply_gate(hybrid.gate, [gate_rows(m[:NUM_INPUT_FRAMES], params)[1] for m in masks], preds)
+        videos = [gate_rows(m[:NUM_INPUT_FRAMES], params, windows=hybrid.gate.windows) for m in masks]
+        preds = apply_gate(hybrid.gate, videos, preds)
     return preds.numpy()
 
 

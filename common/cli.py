@@ -36,6 +36,7 @@ def _number(kind: type, test: Callable[[float], bool], wanted: str) -> Callable[
 
 positive_int = _number(int, lambda v: v > 0, "a positive integer")
 non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+int_at_least_two = _number(int, lambda v: v >= 2, "an integer >= 2")
 positive_float = _number(float, lambda v: v > 0, "a positive number")
 non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 fraction = _number(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")

@@ -1,5 +1,6 @@
 """A network corrects the physics forecast of frame 21, reading the masks of frames 0..10; its
-object gate (when the checkpoint has one) clears the objects likely to land off their truth."""
+object gate (when the checkpoint has one) moves each object to the velocity window's landing
+point likeliest to overlap its truth, or leaves it out when none is likely to."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ from SSL_convLSTM_Reconstructor.object_gate import apply_gate, gate_rows
 class MaskHybridPredictor(Predictor):
     name = "mask_hybrid"
     help = ("the U-Net segments frames 0..10, the physics forecasts, a SimVP-style model corrects it "
-            "and an object gate clears the objects likely to land off their truth")
+            "and an object gate moves or leaves out the objects likely to land off their truth")
     # The physics is the extrapolation row's own fit, so the two rows differ only by the correction.
     files = (FileFlag("--saved_hybrid_model_dir", MASK_HYBRID_CHECKPOINTS,
                       "mask-hybrid checkpoint file, or a folder holding best.pt "
@@ -30,15 +31,16 @@ class MaskHybridPredictor(Predictor):
         self.device = device
 
     def predict(self, batch: Batch) -> torch.Tensor:
-        rows = None
+        videos = None
         if self.model.gate is not None:
             # The gate's rows come with the physics forecast they were read from: the batch keeps
             # both, so the videos are tracked once for this row and the extrapolation's.
-            gated = batch.shared(("gate_rows", self.params),
-                                 lambda: [gate_rows(m, self.params) for m in batch.masks_in.cpu().numpy()])
-            batch.shared(("physics", self.params), lambda: torch.as_tensor(np.stack([f for f, _ in gated])))
-            rows = [r for _, r in gated]
+            windows = self.model.gate.windows
+            videos = batch.shared(("gate_rows", self.params, windows),
+                                  lambda: [gate_rows(m, self.params, windows=windows)
+                                           for m in batch.masks_in.cpu().numpy()])
+            batch.shared(("physics", self.params), lambda: torch.as_tensor(np.stack([v.forecast for v in videos])))
         physics = physics_forecast(batch, self.params)
         logits = self.model(batch.masks_in.long().to(self.device), physics.long().to(self.device))
         preds = logits.argmax(1).to(torch.uint8).cpu()
-        return preds if rows is None else apply_gate(self.model.gate, rows, preds)
+        return preds if videos is None else apply_gate(self.model.gate, videos, preds)

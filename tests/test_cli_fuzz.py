@@ -24,6 +24,7 @@ SCRIPTS = {
     "SSL_convLSTM_Reconstructor/train_reconstructor.py": ("SSL_convLSTM_Reconstructor.train_reconstructor", ()),
     "SSL_convLSTM_Reconstructor/train_mask_predictor.py": ("SSL_convLSTM_Reconstructor.train_mask_predictor", ()),
     "SSL_convLSTM_Reconstructor/pseudo_labels.py": ("SSL_convLSTM_Reconstructor.pseudo_labels", ()),
+    "SSL_convLSTM_Reconstructor/train_mask_hybrid.py": ("SSL_convLSTM_Reconstructor.train_mask_hybrid", ()),
     "Data/generate.py": ("Data.generate", ()),
     "Data/build_cache.py": ("Data.build_cache", ()),
     "Data/check_dataset.py": ("Data.check_dataset", ()),
@@ -38,16 +39,20 @@ SCRIPTS = {
     "benchmarks/bench_realism.py": ("benchmarks.bench_realism", ()),
     "benchmarks/bench_reconstructor.py": ("benchmarks.bench_reconstructor", ()),
     "benchmarks/bench_extrapolation.py": ("benchmarks.bench_extrapolation", ()),
+    "benchmarks/object_gate.py": ("benchmarks.object_gate", ()),
+    "benchmarks/bench_min_area.py": ("benchmarks.bench_min_area", ()),
     "SSL_convLSTM_Reconstructor/fit_extrapolation.py": ("SSL_convLSTM_Reconstructor.fit_extrapolation", ()),
 }
 
 BAD_VALUES = {
     cli.positive_int: ["0", "-1", "2.5", "many"],
     cli.non_negative_int: ["-1", "1.5"],
+    cli.int_at_least_two: ["1", "0", "2.5"],
     cli.positive_float: ["0", "-1", "nan", "inf"],
     cli.non_negative_float: ["-1", "-0.5", "inf"],
     cli.fraction: ["0", "1", "-0.1"],
     cli.probability: ["-0.1", "1.5", "nan"],
+    cli.ratio_at_least_one: ["0.5", "nan"],
     crop_size: ["0x128", "-96x128", "96x-1", "200x128", "96"],
     cli.device_name: ["tpu", "cuda:x"] + ([] if torch.cuda.is_available() else ["cuda", "cuda:0"]),
 }

@@ -88,7 +88,7 @@ def test_a_checkpoint_reloads_to_identical_outputs(tmp_path):
 
 def test_a_checkpoint_with_a_gate_reloads_it_and_an_old_config_has_none(tmp_path):
     torch.manual_seed(0)
-    model = MaskHybrid(**SMALL, gate_hidden=8, gate_threshold=0.3)
+    model = MaskHybrid(**SMALL, gate_hidden=8, gate_threshold=0.3, gate_windows=[2, 5])
     with torch.no_grad():
         model.gate.net[-1].weight.normal_()
         model.gate.mean.fill_(2.0)
@@ -96,8 +96,11 @@ def test_a_checkpoint_with_a_gate_reloads_it_and_an_old_config_has_none(tmp_path
     loaded = load_model(tmp_path, "mask_hybrid")
     feats = np.random.default_rng(0).normal(size=(5, loaded.gate.mean.numel()))
     assert np.array_equal(loaded.gate.share(feats), model.gate.share(feats)) and loaded.gate.threshold == 0.3
+    assert loaded.gate.windows == (2, 5) and loaded.gate.share(feats).shape == (5, 3)
     old = {k: v for k, v in model.config.items() if not k.startswith("gate_")}   # written before the gate
     assert MaskHybrid.from_config(old).gate is None
+    keep_or_leave = {k: v for k, v in model.config.items() if k != "gate_windows"}   # before the windows
+    assert MaskHybrid.from_config(keep_or_leave).gate.windows == ()
 
 
 def test_bad_inputs_are_refused():
@@ -170,13 +173,14 @@ def test_hybrid_trains_and_inference_scores_it(root, fit_dir, tiny_unet, tmp_pat
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert {"val_jaccard", "network_jaccard", "physics_jaccard", "copy10_jaccard"} <= history[0].keys()
     trained = load_model(out, "mask_hybrid")
-    assert trained.gate is not None and trained.config["gate_hidden"] == 8
+    assert trained.gate is not None and trained.config["gate_hidden"] == 8 and trained.gate.windows == (2, 5, 8)
 
     # Untrained hybrids (with and without a gate) through the whole inference path: the
     # extrapolation's masks, byte for byte.
     for name, gate in (("untrained", 0), ("untrained_gate", 8)):
         (tmp_path / name).mkdir()
-        torch.save(make_checkpoint(MaskHybrid(**SMALL, gate_hidden=gate), None, 0, None), tmp_path / name / "best.pt")
+        model = MaskHybrid(**SMALL, gate_hidden=gate, gate_windows=[2, 5] if gate else [])
+        torch.save(make_checkpoint(model, None, 0, None), tmp_path / name / "best.pt")
     for model_dir, name in ((tmp_path / "untrained", "untrained"), (tmp_path / "untrained_gate", "untrained_gate"),
                             (out, "trained")):
         argv = ["--root_dir", str(root), "--split", "val", "--predictor", "mask_hybrid", "--compare",
@@ -250,10 +254,10 @@ def test_bench_extrapolation_scores_the_hybrid_with_its_gate(root):
     masks = load_masks(root, "val")
     physics = forecast(masks, PARAMS)
     torch.manual_seed(0)
-    model = MaskHybrid(**SMALL, gate_hidden=8).eval()
+    model = MaskHybrid(**SMALL, gate_hidden=8, gate_windows=[2]).eval()
     assert np.array_equal(corrected(masks, physics, model, PARAMS), physics)    # untrained: the physics
     with torch.no_grad():
-        model.gate.net[-1].bias.fill_(-10.0)                                    # a gate that clears everything
+        model.gate.net[-1].bias.fill_(-10.0)                                    # a gate that leaves out everything
     assert physics.any() and not corrected(masks, physics, model, PARAMS).any()
 
 
