@@ -285,15 +285,19 @@ def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed
     return history
 
 
+def gated_forecast(gate: ObjectGate, video: GateVideo) -> np.ndarray:
+    """The video's physics forecast (H, W) as the gate edits it."""
+    choice = gate.choose(video.rows)
+    return video.edited(choice) if choice else video.forecast
+
+
 def apply_gate(gate: ObjectGate, videos: list[GateVideo], preds: torch.Tensor) -> torch.Tensor:
     """`preds` (B, H, W) with the gate's edits of each video's physics forecast: the pixels where
     the edited forecast differs from the physics take the edit's class. `videos` holds each
     video's `gate_rows` (of the input masks the physics forecast was made from)."""
     out = preds.clone()
     for i, video in enumerate(videos):
-        choice = gate.choose(video.rows)
-        if choice:
-            edit = torch.from_numpy(video.edited(choice)).to(out.device)
-            changed = edit != torch.from_numpy(video.forecast).to(out.device)
-            out[i] = torch.where(changed, edit.to(out.dtype), out[i])
+        edit = torch.from_numpy(gated_forecast(gate, video)).to(out.device)
+        changed = edit != torch.from_numpy(video.forecast).to(out.device)
+        out[i] = torch.where(changed, edit.to(out.dtype), out[i])
     return out

@@ -41,7 +41,7 @@ from common.training import TrainTask, add_training_args, fit
 from Data.layout import NUM_CLASSES
 from models import load_extrapolation
 from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
-from SSL_convLSTM_Reconstructor.object_gate import GateVideo, ObjectGate, train_gate
+from SSL_convLSTM_Reconstructor.object_gate import GateVideo, ObjectGate, gated_forecast, train_gate
 from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences, collect
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 from SSL_convLSTM_Reconstructor.train_mask_predictor import AugmentedMasks, add_model_args, mask_loss, model_config
@@ -67,7 +67,7 @@ class Indexed(Dataset):
 
 def gate_edits(gate: ObjectGate, videos: list[GateVideo]) -> torch.Tensor:
     """(N, H, W) uint8: each video's physics forecast as the gate edits it (object_gate.apply_gate)."""
-    return torch.from_numpy(np.stack([v.edited(gate.choose(v.rows)) for v in videos]))
+    return torch.from_numpy(np.stack([gated_forecast(gate, v) for v in videos]))
 
 
 def make_evaluate(videos: list[GateVideo]):
