@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES
-from SSL_convLSTM_Reconstructor.mask_simvp import _CONFIG_KEYS, MaskSimVP
+from SSL_convLSTM_Reconstructor.mask_simvp import CONFIG_KEYS, MaskSimVP
 from SSL_convLSTM_Reconstructor.object_gate import ObjectGate, check_threshold, check_windows
 
 GATE_KEYS = ("gate_hidden", "gate_threshold", "gate_windows")
@@ -72,7 +72,7 @@ class MaskHybrid(nn.Module):
         """Rebuild a model from its ``config`` (unknown keys raise ValueError); a config without
         the gate's keys (an older checkpoint) has no gate, one without `gate_windows` a gate
         that only keeps or leaves out."""
-        unknown = set(config) - set(_CONFIG_KEYS) - set(GATE_KEYS)
+        unknown = set(config) - set(CONFIG_KEYS) - set(GATE_KEYS)
         if unknown:
             raise ValueError(f"{cls.__name__}.from_config: unknown keys {sorted(unknown)}")
         return cls(**config)

@@ -183,7 +183,7 @@ class MaskSimVP(nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> "MaskSimVP":
         """Rebuild a model from its ``config`` dict (unknown keys raise ValueError)."""
-        unknown = set(config) - set(_CONFIG_KEYS)
+        unknown = set(config) - set(CONFIG_KEYS)
         if unknown:
             raise ValueError(f"{cls.__name__}.from_config: unknown keys {sorted(unknown)}")
         return cls(**config)
@@ -237,7 +237,8 @@ class MaskSimVP(nn.Module):
         return (self.readout(out) + self.copy_prior * copy).contiguous()
 
 
-_CONFIG_KEYS = ("embed_dim", "hid_s", "hid_t", "n_s", "n_t", "in_frames", "num_classes", "mlp_ratio")
+# The keys of `config` (the hybrid, which wraps a MaskSimVP, accepts these and its own).
+CONFIG_KEYS = ("embed_dim", "hid_s", "hid_t", "n_s", "n_t", "in_frames", "num_classes", "mlp_ratio")
 
 
 def soft_jaccard_loss(logits: torch.Tensor, target: torch.Tensor, num_classes: int = NUM_CLASSES,
