@@ -11,8 +11,9 @@ frame 21 as the target; `--unlabeled` adds the unlabeled videos, the U-Net's fra
 target, which scored lower: the U-Net's own mistakes look right there) and scored on val from
 the U-Net's masks after each of them: the objects it moves and leaves out, and the competition
 Jaccard. Epoch 0 is the untrained gate, which keeps every object where it is: the physics
-forecast. The "oracle" row picks with the true f: the room such a gate has. `train_mask_hybrid.py` trains the same gate into the hybrid. Needs
-`pseudo_labels.py` (train, val; unlabeled with `--unlabeled`) and `fit_extrapolation.py` to have run.
+forecast. The "oracle" row picks with the true f: the room such a gate has.
+`train_mask_hybrid.py` trains the same gate into the hybrid. Needs `pseudo_labels.py` (train,
+val; unlabeled with `--unlabeled`) and `fit_extrapolation.py` to have run.
 """
 from __future__ import annotations
 
