@@ -152,11 +152,10 @@ class GateVideo:
         return paint_forecast(self.forecast.shape, self.tracks, ends, self.params)
 
 
-def _shares(shape, tracks, ends: dict, params: ExtrapolationParams, y: np.ndarray) -> dict[int, float]:
-    """Each object's share of painted pixels on its class in `y`, all painted at `ends`."""
-    painted = paint_forecast(shape, tracks, ends, params)
+def _shares(painted: np.ndarray, cids, y: np.ndarray) -> dict[int, float]:
+    """Each object's share of its pixels in `painted` that lie on its class in `y`."""
     out = {}
-    for cid in ends:
+    for cid in cids:
         mine = painted == cid
         n = int(mine.sum())
         out[cid] = float((mine & (y == cid)).sum() / n) if n else 0.0
@@ -170,7 +169,11 @@ def gate_rows(x: np.ndarray, params: ExtrapolationParams, y: np.ndarray | None =
     tracks, ends, motion = object_rows(x, params)
     forecast = paint_forecast(x.shape[1:], tracks, ends, params)
     all_ends = [ends] + [forecast_positions(fit_objects(tracks, p), p) for p in alternatives(params, windows)[1:]]
-    shares = None if y is None else [_shares(x.shape[1:], tracks, e, params, y) for e in all_ends]
+    shares = None
+    if y is not None:
+        # Candidate 0 is the physics: its painting is the forecast already made.
+        paintings = [forecast] + [paint_forecast(x.shape[1:], tracks, e, params) for e in all_ends[1:]]
+        shares = [_shares(p, e, y) for p, e in zip(paintings, all_ends)]
     rows = []
     for cid, feats, _ in motion:
         painted = int((forecast == cid).sum())
@@ -285,19 +288,27 @@ def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed
     return history
 
 
-def gated_forecast(gate: ObjectGate, video: GateVideo) -> np.ndarray:
-    """The video's physics forecast (H, W) as the gate edits it."""
-    choice = gate.choose(video.rows)
-    return video.edited(choice) if choice else video.forecast
+def gated_forecasts(gate: ObjectGate, videos: list[GateVideo]) -> torch.Tensor:
+    """(N, H, W) uint8: each video's physics forecast as the gate edits it."""
+    out = []
+    for video in videos:
+        choice = gate.choose(video.rows)
+        out.append(video.edited(choice) if choice else video.forecast)
+    return torch.from_numpy(np.stack(out))
+
+
+def overlay(edits: torch.Tensor, physics: torch.Tensor, preds: torch.Tensor) -> torch.Tensor:
+    """`preds` (B, H, W) with the pixels where the gate's `edits` of the physics forecast differ
+    from `physics` taken from the edits: the network's own pixels stay wherever the gate left the
+    physics as it was."""
+    return torch.where(edits != physics, edits.to(preds.dtype), preds)
 
 
 def apply_gate(gate: ObjectGate, videos: list[GateVideo], preds: torch.Tensor) -> torch.Tensor:
-    """`preds` (B, H, W) with the gate's edits of each video's physics forecast: the pixels where
-    the edited forecast differs from the physics take the edit's class. `videos` holds each
-    video's `gate_rows` (of the input masks the physics forecast was made from)."""
-    out = preds.clone()
-    for i, video in enumerate(videos):
-        edit = torch.from_numpy(gated_forecast(gate, video)).to(out.device)
-        changed = edit != torch.from_numpy(video.forecast).to(out.device)
-        out[i] = torch.where(changed, edit.to(out.dtype), out[i])
-    return out
+    """`preds` (B, H, W) with the gate's edits of each video's physics forecast (`overlay`).
+    `videos` holds each video's `gate_rows` (of the input masks the physics forecast was made from)."""
+    if not videos:
+        return preds.clone()
+    edits = gated_forecasts(gate, videos).to(preds.device)
+    physics = torch.from_numpy(np.stack([v.forecast for v in videos])).to(preds.device)
+    return overlay(edits, physics, preds)

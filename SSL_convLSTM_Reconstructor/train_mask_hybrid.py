@@ -28,7 +28,6 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
@@ -41,7 +40,7 @@ from common.training import TrainTask, add_training_args, fit
 from Data.layout import NUM_CLASSES
 from models import load_extrapolation
 from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
-from SSL_convLSTM_Reconstructor.object_gate import GateVideo, ObjectGate, gated_forecast, train_gate
+from SSL_convLSTM_Reconstructor.object_gate import GateVideo, ObjectGate, gated_forecasts, overlay, train_gate
 from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences, collect
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 from SSL_convLSTM_Reconstructor.train_mask_predictor import AugmentedMasks, add_model_args, mask_loss, model_config
@@ -65,11 +64,6 @@ class Indexed(Dataset):
         return (*self.dataset[index], index)
 
 
-def gate_edits(gate: ObjectGate, videos: list[GateVideo]) -> torch.Tensor:
-    """(N, H, W) uint8: each video's physics forecast as the gate edits it (object_gate.apply_gate)."""
-    return torch.from_numpy(np.stack([gated_forecast(gate, v) for v in videos]))
-
-
 def make_evaluate(videos: list[GateVideo]):
     """`evaluate` for the val set (an `Indexed` HybridSequences) whose videos' gate rows are `videos`."""
 
@@ -82,14 +76,13 @@ def make_evaluate(videos: list[GateVideo]):
         scores = {k: jaccard_metric(NUM_CLASSES, device) for k in names}
         gate = getattr(model, "gate", None)
         # The verdicts of the model being evaluated: a resumed run's gate is its checkpoint's.
-        edits = gate_edits(gate, videos).to(device) if gate is not None and videos else None
+        edits = gated_forecasts(gate, videos).to(device) if gate is not None and videos else None
         for x, physics, y, index in loader:
             x, physics, y = x.to(device), physics.to(device), y.to(device)
             preds = model(x, physics).argmax(1)
             scores["network_jaccard"].update(preds, y)
             if edits is not None:
-                edit = edits[index.to(device)].long()
-                preds = torch.where(edit != physics, edit, preds)
+                preds = overlay(edits[index.to(device)], physics, preds)
             scores["val_jaccard"].update(preds, y)
             scores["physics_jaccard"].update(physics, y)
             scores["copy10_jaccard"].update(x[:, -1], y)
