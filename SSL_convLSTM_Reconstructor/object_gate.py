@@ -121,9 +121,9 @@ def track_features(cid: int, tracks: dict[int, Track], end: tuple[float, float],
 
 
 def alternatives(params: ExtrapolationParams, windows: Sequence[int]) -> list[ExtrapolationParams]:
-    """The gate's candidate physics: the fit's own first, then the same with each of `windows`
-    as the velocity window (ValueError from ExtrapolationParams for a window under 2)."""
-    return [params] + [replace(params, window=int(w)) for w in windows]
+    """The gate's alternative candidates (the fit's own physics is candidate 0): the same fit with
+    each of `windows` as the velocity window (ValueError from ExtrapolationParams for one under 2)."""
+    return [replace(params, window=int(w)) for w in windows]
 
 
 @dataclass
@@ -143,6 +143,8 @@ class GateVideo:
     def edited(self, choice: dict[int, int]) -> np.ndarray:
         """The forecast repainted with each object of `choice` where its chosen candidate lands
         it (-1: left out, so what it hid shows); the other objects stay where the physics put them."""
+        if not choice:      # repainting the physics' own landing points gives the forecast again
+            return self.forecast.copy()
         ends = dict(self.ends[0])
         for cid, k in choice.items():
             if k < 0:
@@ -168,7 +170,7 @@ def gate_rows(x: np.ndarray, params: ExtrapolationParams, y: np.ndarray | None =
     being the physics and its variants with each of `windows`; f needs the target mask `y`."""
     tracks, ends, motion = object_rows(x, params)
     forecast = paint_forecast(x.shape[1:], tracks, ends, params)
-    all_ends = [ends] + [forecast_positions(fit_objects(tracks, p), p) for p in alternatives(params, windows)[1:]]
+    all_ends = [ends] + [forecast_positions(fit_objects(tracks, p), p) for p in alternatives(params, windows)]
     shares = None
     if y is not None:
         # Candidate 0 is the physics: its painting is the forecast already made.
@@ -191,6 +193,17 @@ def check_threshold(threshold: float, name: str) -> None:
     """A gate's threshold is a share of pixels strictly between 0 and 1 (ValueError naming `name`)."""
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"{name} must lie in (0, 1), got {threshold!r}")
+
+
+def check_windows(windows: Sequence[int], name: str) -> tuple[int, ...]:
+    """The alternative velocity windows as a tuple of ints >= 2 (ValueError naming `name`)."""
+    try:
+        out = tuple(windows)
+    except TypeError:
+        out = None
+    if out is None or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 2 for w in out):
+        raise ValueError(f"{name} must be ints >= 2, got {windows!r}")
+    return tuple(int(w) for w in out)
 
 
 class ObjectGate(nn.Module):
@@ -241,17 +254,6 @@ class ObjectGate(nn.Module):
         return {cid: int(k) for (cid, _, _), k in zip(rows, picked) if k != 0}
 
 
-def check_windows(windows: Sequence[int], name: str) -> tuple[int, ...]:
-    """The alternative velocity windows as a tuple of ints >= 2 (ValueError naming `name`)."""
-    try:
-        out = tuple(windows)
-    except TypeError:
-        out = None
-    if out is None or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 2 for w in out):
-        raise ValueError(f"{name} must be ints >= 2, got {windows!r}")
-    return tuple(int(w) for w in out)
-
-
 def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed: int, lr: float = 2e-3,
                batch_size: int = 256, on_epoch=None) -> list[float]:
     """Fit the gate to predict f (n, K) (soft cross-entropy) with AdamW, its features standardised on X;
@@ -290,11 +292,7 @@ def train_gate(gate: ObjectGate, X: np.ndarray, Y: np.ndarray, epochs: int, seed
 
 def gated_forecasts(gate: ObjectGate, videos: list[GateVideo]) -> torch.Tensor:
     """(N, H, W) uint8: each video's physics forecast as the gate edits it."""
-    out = []
-    for video in videos:
-        choice = gate.choose(video.rows)
-        out.append(video.edited(choice) if choice else video.forecast)
-    return torch.from_numpy(np.stack(out))
+    return torch.from_numpy(np.stack([video.edited(gate.choose(video.rows)) for video in videos]))
 
 
 def overlay(edits: torch.Tensor, physics: torch.Tensor, preds: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,9 @@ def test_an_untrained_gate_keeps_the_physics_and_a_trained_one_moves_or_leaves_o
     gate = ObjectGate(hidden=8, windows=(2,))
     share = gate.share(np.stack([f for _, f, _ in video.rows]))
     assert np.allclose(share[:, 0], 0.98) and np.allclose(share[:, 1], 0.5) and gate.choose(video.rows) == {}
+    # No choice returns a copy of the forecast without repainting: a repaint at the physics' own points is it.
+    assert np.array_equal(video.edited({9: 0, 30: 0}), video.forecast)
+    assert np.array_equal(video.edited({}), video.forecast) and video.edited({}) is not video.forecast
     preds = torch.from_numpy(video.forecast[None]).clone()
     assert torch.equal(apply_gate(gate, [video], preds), preds)
     with torch.no_grad():
