@@ -33,7 +33,7 @@ from torch import nn
 
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES
 from SSL_convLSTM_Reconstructor.mask_simvp import CONFIG_KEYS, MaskSimVP
-from SSL_convLSTM_Reconstructor.object_gate import ObjectGate, check_threshold, check_windows
+from SSL_convLSTM_Reconstructor.object_gate import THRESHOLD, ObjectGate, check_threshold, check_windows
 
 GATE_KEYS = ("gate_hidden", "gate_threshold", "gate_windows")
 
@@ -51,7 +51,7 @@ class MaskHybrid(nn.Module):
 
     def __init__(self, embed_dim: int = 16, hid_s: int = 32, hid_t: int = 128, n_s: int = 2, n_t: int = 4,
                  in_frames: int = NUM_INPUT_FRAMES, num_classes: int = NUM_CLASSES, mlp_ratio: float = 2.0,
-                 gate_hidden: int = 0, gate_threshold: float = 0.4, gate_windows: Sequence[int] = ()):
+                 gate_hidden: int = 0, gate_threshold: float = THRESHOLD, gate_windows: Sequence[int] = ()):
         super().__init__()
         if isinstance(in_frames, bool) or not isinstance(in_frames, int) or in_frames < 1:
             raise ValueError(f"MaskHybrid: in_frames must be an int >= 1, got {in_frames!r}")

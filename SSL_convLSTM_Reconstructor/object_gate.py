@@ -42,6 +42,10 @@ MOTION_FEATURES = 28
 BASE_FEATURES = MOTION_FEATURES + 9        # and 3 per alternative candidate: `num_features`
 KEEP_ALL = float(np.log(0.98 / 0.02))      # the untrained gate's logit: f = 0.98, above any threshold
 LAST = NUM_INPUT_FRAMES - 1
+# The trainer's and the benchmark's defaults. THRESHOLD: painting pays above f = J / (1 + J), see
+# above. WINDOWS: a short, a middle and a long velocity window around the fits' (3-6 frames).
+THRESHOLD = 0.4
+WINDOWS = (2, 5, 8)
 
 
 def object_rows(x: np.ndarray, params: ExtrapolationParams, y: np.ndarray | None = None):
@@ -196,13 +200,15 @@ def check_threshold(threshold: float, name: str) -> None:
 
 
 def check_windows(windows: Sequence[int], name: str) -> tuple[int, ...]:
-    """The alternative velocity windows as a tuple of ints >= 2 (ValueError naming `name`)."""
+    """The alternative velocity windows as a tuple of distinct ints >= 2 (ValueError naming `name`)."""
     try:
         out = tuple(windows)
     except TypeError:
         out = None
     if out is None or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 2 for w in out):
         raise ValueError(f"{name} must be ints >= 2, got {windows!r}")
+    if len(set(out)) < len(out):       # the same candidate twice only splits its f
+        raise ValueError(f"{name} must differ from each other, got {windows!r}")
     return tuple(int(w) for w in out)
 
 
@@ -214,7 +220,7 @@ class ObjectGate(nn.Module):
     The features' mean and std are buffers set from the training set (`train_gate`), so a
     checkpoint carries them; before training they are 0 and 1."""
 
-    def __init__(self, hidden: int = 64, threshold: float = 0.4, windows: Sequence[int] = ()):
+    def __init__(self, hidden: int = 64, threshold: float = THRESHOLD, windows: Sequence[int] = ()):
         super().__init__()
         check_threshold(threshold, "ObjectGate: threshold")
         self.windows = check_windows(windows, "ObjectGate: windows")

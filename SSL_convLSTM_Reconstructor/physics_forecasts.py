@@ -45,8 +45,9 @@ def physics_forecasts(root: Path, split: str, inputs: str, params: Extrapolation
     want = {"params": params.to_dict(), "inputs": inputs, **masks_source(root, split, inputs)}
     path = root / CACHE_DIR / f"{split}_{inputs}.npy"
     manifest = path.with_suffix(".json")
-    if path.is_file() and manifest.is_file() and json.loads(manifest.read_text()) == want:
-        return np.load(path)
+    cached = _read_cache(path, manifest, want, len(masks))
+    if cached is not None:
+        return cached
     out = np.zeros((len(masks), HEIGHT, WIDTH), np.uint8)
     for i in tqdm(range(len(masks)), desc=f"physics forecasts of {split}", unit="video", disable=not progress):
         out[i] = extrapolate_mask(masks[i][0].numpy(), params)
@@ -54,6 +55,18 @@ def physics_forecasts(root: Path, split: str, inputs: str, params: Extrapolation
     atomic_write(path, lambda f: np.save(f, out))
     atomic_write_json(want, manifest)
     return out
+
+
+def _read_cache(path: Path, manifest: Path, want: dict, videos: int) -> np.ndarray | None:
+    """The cached forecasts if they were made from `want`; None when they were not, or when the
+    pair is missing or unreadable (a disk filled mid-write): they are then made again."""
+    try:
+        if json.loads(manifest.read_text()) != want:
+            return None
+        out = np.load(path)
+    except (OSError, ValueError, EOFError):     # ValueError covers broken JSON and a broken .npy header
+        return None
+    return out if out.dtype == np.uint8 and out.shape == (videos, HEIGHT, WIDTH) else None
 
 
 class HybridSequences(Dataset):

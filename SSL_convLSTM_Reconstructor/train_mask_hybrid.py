@@ -14,7 +14,8 @@ First, unless `--gate_epochs 0`, the hybrid's object gate (object_gate.py) learn
 each object of the physics forecast (where the physics or another velocity window,
 `--gate_windows`, lands it) or whether to leave it out, from the train videos' U-Net masks
 against their true frame 21 (`--gate_epochs` epochs take seconds); it is then frozen inside
-the model.
+the model. A run continued with `--resume` keeps the gate of its checkpoint, whatever the gate
+flags now say.
 
 Validates as inference runs it: the U-Net's masks of val frames 0..10 in, the true frame 21
 scored (`val_jaccard`: network and gate; `network_jaccard`: without the gate), beside the physics
@@ -26,13 +27,13 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from common.cli import ArgumentParser, fraction, int_at_least_two, non_negative_int, positive_int
+from common.cli import ArgumentParser, DistinctValues, fraction, int_at_least_two, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
 from common.metrics import jaccard_metric
 from common.paths import EXTRAPOLATION_FIT, MASK_HYBRID_CHECKPOINTS
@@ -40,7 +41,8 @@ from common.training import TrainTask, add_training_args, fit
 from Data.layout import NUM_CLASSES
 from models import load_extrapolation
 from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
-from SSL_convLSTM_Reconstructor.object_gate import GateVideo, ObjectGate, gated_forecasts, overlay, train_gate
+from SSL_convLSTM_Reconstructor.object_gate import (THRESHOLD, WINDOWS, GateVideo, ObjectGate, gated_forecasts, overlay,
+                                                    train_gate)
 from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences, collect
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 from SSL_convLSTM_Reconstructor.train_mask_predictor import AugmentedMasks, add_model_args, mask_loss, model_config
@@ -64,8 +66,9 @@ class Indexed(Dataset):
         return (*self.dataset[index], index)
 
 
-def make_evaluate(videos: list[GateVideo]):
-    """`evaluate` for the val set (an `Indexed` HybridSequences) whose videos' gate rows are `videos`."""
+def make_evaluate(val_videos: Callable[[tuple[int, ...]], list[GateVideo]]):
+    """`evaluate` for the val set (an `Indexed` HybridSequences); `val_videos(windows)` gives its
+    videos' gate rows for a gate with those alternative windows."""
 
     @torch.inference_mode()
     def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
@@ -75,8 +78,9 @@ def make_evaluate(videos: list[GateVideo]):
         names = ("val_jaccard", "network_jaccard", "physics_jaccard", "copy10_jaccard")
         scores = {k: jaccard_metric(NUM_CLASSES, device) for k in names}
         gate = getattr(model, "gate", None)
-        # The verdicts of the model being evaluated: a resumed run's gate is its checkpoint's.
-        edits = gated_forecasts(gate, videos).to(device) if gate is not None and videos else None
+        # The verdicts of the model being evaluated: a resumed run's gate is its checkpoint's,
+        # whose windows may not be the flags'.
+        edits = gated_forecasts(gate, val_videos(gate.windows)).to(device) if gate is not None else None
         for x, physics, y, index in loader:
             x, physics, y = x.to(device), physics.to(device), y.to(device)
             preds = model(x, physics).argmax(1)
@@ -123,11 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gate_epochs", type=non_negative_int, default=20,
                    help="epochs of the object gate on the train videos' U-Net masks (0: no gate; default 20)")
     g.add_argument("--gate_hidden", type=positive_int, default=64, help="width of the gate's MLP (default 64)")
-    g.add_argument("--gate_threshold", type=fraction, default=0.4,
-                   help="share of an object's pixels on its truth under which the gate leaves it out (default 0.4)")
-    g.add_argument("--gate_windows", type=int_at_least_two, nargs="*", default=[2, 5, 8],
+    g.add_argument("--gate_threshold", type=fraction, default=THRESHOLD,
+                   help=f"share of an object's pixels on its truth under which the gate leaves it out "
+                        f"(default {THRESHOLD})")
+    g.add_argument("--gate_windows", type=int_at_least_two, nargs="*", default=list(WINDOWS), action=DistinctValues,
                    help="velocity windows of the gate's alternative placements of each object, beside the "
-                        "fit's own (none: it only keeps or leaves out; default 2 5 8)")
+                        f"fit's own (none: it only keeps or leaves out; default {' '.join(map(str, WINDOWS))})")
     add_training_args(parser, out_dir=MASK_HYBRID_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser
 
@@ -145,17 +150,22 @@ def make_task(args: argparse.Namespace) -> TrainTask:
     gate = ({"gate_hidden": args.gate_hidden, "gate_threshold": args.gate_threshold, "gate_windows": args.gate_windows}
             if args.gate_epochs else {})
     model = MaskHybrid(**model_config(args), **gate)
-    if model.gate is not None:
+    if model.gate is not None and not args.resume:     # a resumed run's gate comes with its weights
         fit_gate(model.gate, args, params)
-    # The val videos' gate rows, read once: the gate's verdicts are taken in evaluate.
-    val = collect(args.root_dir, "val", "pseudo", "true", params, model.gate.windows)[2] if model.gate else []
+    rows: dict[tuple[int, ...], list[GateVideo]] = {}
+
+    def val_videos(windows: tuple[int, ...]) -> list[GateVideo]:
+        """The val videos' gate rows, read once per gate (the trained model may be the resumed one)."""
+        if windows not in rows:
+            rows[windows] = collect(args.root_dir, "val", "pseudo", "true", params, windows)[2]
+        return rows[windows]
 
     def loss(model, batch, device):
         x, physics, y = (t.to(device, non_blocking=True) for t in batch)
         return mask_loss(model(x, physics), y, args.jaccard_weight)
 
     return TrainTask(model=model, train_set=train_set, val_set=Indexed(val_set), loss=loss,
-                     evaluate=make_evaluate(val), metric="val_jaccard", higher_is_better=True,
+                     evaluate=make_evaluate(val_videos), metric="val_jaccard", higher_is_better=True,
                      extra={"data": {"train_videos": len(train_set), "val_videos": len(val_set)},
                             "extrapolation": params.to_dict()})
 

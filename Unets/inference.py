@@ -94,8 +94,9 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
                             help="the predictor whose masks are saved (predictions.pt / submission.pt)")
     if split in (None, "val"):
         parser.add_argument("--compare", nargs="*", choices=choosable(), default=[],
-                            help="more predictors to score side by side on val (the frame-10 baseline and "
-                                 "the oracle are always scored)")
+                            help="more predictors to score side by side on a labeled split (val or train); "
+                                 "the reference rows are always scored: the frame-10 baseline and the oracle, "
+                                 "or copy_last with --input_masks true")
     parser.add_argument("--saved_seg_model_dir", type=Path, default=UNET_CHECKPOINTS,
                         help="U-Net checkpoint file, or a folder holding best.pt")
     flags = {f.flag: f for name, cls in REGISTRY.items() if predictor in (None, name) for f in cls.files}
@@ -124,6 +125,9 @@ def build_parser(split: str | None = None, predictor: str | None = None) -> argp
 def row_names(args: argparse.Namespace, true_masks: bool) -> list[str]:
     """The rows to compute: the predictor, the compared ones and the reference rows of the split."""
     compare = list(getattr(args, "compare", []) or [])
+    if compare and args.split == "hidden":      # nothing to score them against
+        raise UserInputError("--compare scores predictors against the true masks, which the hidden split has not; "
+                             "drop it or use --split val")
     refs = references("true" if true_masks else "unet") if args.split != "hidden" else []
     if true_masks:
         if args.split == "hidden":

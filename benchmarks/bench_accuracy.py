@@ -28,6 +28,7 @@ from benchmarks.bench_reconstructor import chain_jaccard, reconstruction_quality
 from benchmarks.markdown import run_record, write_table
 from common.cli import ArgumentParser, non_negative_int, positive_float
 from common.errors import run_cli
+from common.io import atomic_write_json, check_out_file
 from common.paths import REAL_SAMPLE, REPO_ROOT
 from predictors import row_order
 
@@ -138,6 +139,8 @@ def markdown_table(summary: dict, steps: dict[str, int], command: str, commit: s
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
+    if args.markdown is not None:       # before the hour of training, not after it
+        check_out_file(args.markdown, "--markdown")
     root, out = args.out_dir / "data", args.out_dir / "run"
     profile = replace(SMALL, minutes=args.minutes, unet_minutes=args.unet_minutes, steps=args.steps)
     results = demo.run_demo(root, out, profile, seed=args.seed)
@@ -149,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                "reconstructor_plain_unet": chain_jaccard(root, out / "checkpoints" / "unet",
                                                          out / "checkpoints" / "reconstructor",
                                                          out / "val_plain_chain")["reconstructor"]}
-    (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(summary, args.out_dir / "summary.json")
     jac = summary["val"]
     best = max(("mask_simvp", "mask_extrapolation", "mask_hybrid"), key=lambda k: jac[k])
     budget = (", ".join(f"{k} {v}" for k, v in args.steps.items()) + " steps" if args.steps

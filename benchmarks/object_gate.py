@@ -24,13 +24,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from common.cli import ArgumentParser, fraction, int_at_least_two, non_negative_int, positive_int
-from common.errors import run_cli
+from common.cli import ArgumentParser, DistinctValues, fraction, int_at_least_two, non_negative_int, positive_int
+from common.errors import UserInputError, run_cli
 from common.metrics import jaccard_index
 from Data.layout import NUM_CLASSES
 from models import load_extrapolation
-from SSL_convLSTM_Reconstructor.object_gate import GateVideo, ObjectGate, train_gate
+from SSL_convLSTM_Reconstructor.object_gate import THRESHOLD, WINDOWS, GateVideo, ObjectGate, train_gate
 from SSL_convLSTM_Reconstructor.physics_forecasts import collect
+from SSL_convLSTM_Reconstructor.pseudo_labels import label_dir
 
 
 def edited(videos: list[GateVideo], picks: np.ndarray) -> np.ndarray:
@@ -53,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epochs after which val is scored (default: 10 20 40)")
     parser.add_argument("--unlabeled", action="store_true",
                         help="also train on the unlabeled videos (their pseudo-labels of frame 21 as the target)")
-    parser.add_argument("--threshold", type=fraction, default=0.4,
-                        help="objects predicted to overlap their truth on less than this share are left out (default 0.4)")
-    parser.add_argument("--windows", type=int_at_least_two, nargs="*", default=[2, 5, 8],
-                        help="velocity windows of the alternative placements (none: keep or leave out; default 2 5 8)")
+    parser.add_argument("--threshold", type=fraction, default=THRESHOLD,
+                        help=f"objects predicted to overlap their truth on less than this share are left out "
+                             f"(default {THRESHOLD})")
+    parser.add_argument("--windows", type=int_at_least_two, nargs="*", default=list(WINDOWS), action=DistinctValues,
+                        help="velocity windows of the alternative placements (none: keep or leave out; "
+                             f"default {' '.join(map(str, WINDOWS))})")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the model and the batches")
     return parser
 
@@ -67,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     splits = [("train", "pseudo", "true")] + [("unlabeled", "pseudo", "pseudo")] * args.unlabeled
     parts = [collect(args.root_dir, *split, params, args.windows) for split in splits]
     X, Y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    if not len(X):
+        raise UserInputError(f"{label_dir(args.root_dir, 'train')}: the U-Net's masks hold no trackable object, so "
+                             f"the gate has nothing to learn from (train the U-Net longer and remake them)")
     Xv, Yv, val, truth = collect(args.root_dir, "val", "pseudo", "true", params, args.windows)
     truth = torch.from_numpy(truth.astype(np.int64))
     torch.manual_seed(args.seed)

@@ -1,13 +1,30 @@
-"""Every speed benchmark in turn (minutes). The accuracy table is separate and takes about
-1.5 hours on a 2-core CPU: `python benchmarks/bench_accuracy.py`.
+"""The quick benchmarks in turn (minutes): the speed of the readers, the generator and the
+models, and the extrapolation's accuracy from true masks on the real sample. Each takes its own
+defaults; run one alone to pass it flags. The accuracy table of every predictor is separate and
+takes about 1.5 hours on a 2-core CPU: `python benchmarks/bench_accuracy.py`.
 """
+from __future__ import annotations
+
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
+
+from common.cli import ArgumentParser
+from common.errors import UserInputError, run_cli
 
 HERE = Path(__file__).resolve().parent
+SCRIPTS = ("bench_readers.py", "bench_generator.py", "bench_models.py", "bench_extrapolation.py")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ArgumentParser(description=__doc__).parse_args(argv)
+    for script in SCRIPTS:
+        print(f"\n## {script}", flush=True)
+        code = subprocess.run([sys.executable, str(HERE / script)]).returncode
+        if code:        # its own error line is above
+            raise UserInputError(f"{HERE / script}: failed with exit code {code}; the benchmarks after it did not run")
+
 
 if __name__ == "__main__":
-    for script in ("bench_readers.py", "bench_generator.py", "bench_models.py", "bench_extrapolation.py"):
-        print(f"\n## {script}", flush=True)
-        subprocess.run([sys.executable, str(HERE / script)], check=True)
+    run_cli(main)

@@ -44,6 +44,15 @@ probability = _number(float, lambda v: 0 <= v <= 1, "a number between 0 and 1")
 ratio_at_least_one = _number(float, lambda v: v >= 1, "a number >= 1")
 
 
+class DistinctValues(argparse.Action):
+    """A list flag (nargs) whose values must differ: a repeated one is refused at parse time."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(set(values)) < len(values):
+            parser.error(f"argument {option_string}: the values must differ, got {' '.join(map(str, values))}")
+        setattr(namespace, self.dest, values)
+
+
 def device_name(text: str) -> str:
     """A device flag checked against this machine: 'auto', 'cpu', 'cuda' or 'cuda:N'."""
     from common.errors import UserInputError

@@ -66,6 +66,15 @@ def check_out_dir(path: Path | str, flag: str = "--out_dir") -> Path:
     return path
 
 
+def check_out_file(path: Path | str, flag: str) -> Path:
+    """`check_out_dir` for a file: its folder must be able to hold it and it must not be a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserInputError(f"{path}: {flag} is a folder, not a file")
+    check_out_dir(path.parent, flag)
+    return path
+
+
 def ensure_out_dir(path: Path | str, flag: str = "--out_dir") -> Path:
     """`check_out_dir`, then create the folder."""
     path = check_out_dir(path, flag)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from common.checkpoint import make_checkpoint, plain, read_checkpoint, unwrap
 from common.cli import add_device_arg, non_negative_float, non_negative_int, positive_float, positive_int
-from common.io import atomic_torch_save, ensure_out_dir
+from common.io import atomic_torch_save, check_out_dir, ensure_out_dir
 from common.errors import UserInputError
 from common.progress import tqdm
 from common.runtime import DistContext, autocast, cleanup_distributed, init_distributed, seed_everything
@@ -140,7 +140,7 @@ def fit(task_factory: Callable[[argparse.Namespace], TrainTask], args: argparse.
 def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
     out_dir: Path = args.out_dir
     last_path = out_dir / "last.pt"
-    ensure_out_dir(out_dir)   # every rank: exist_ok makes it safe, and a bad path fails before any work
+    check_out_dir(out_dir)    # a bad path fails before any work; the folder is made once the task is built
     if not args.resume and last_path.exists():
         raise UserInputError(f"{last_path}: a run already exists here; pass --resume to continue it "
                              f"or choose another --out_dir")
@@ -215,6 +215,7 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
                                    **task.extra, **extra)
             atomic_torch_save(ckpt, out_dir / name)
 
+    ensure_out_dir(out_dir)   # every rank: exist_ok makes it safe
     started = clock["start"] = time.monotonic()
     row: dict = {}
     epoch = start_epoch

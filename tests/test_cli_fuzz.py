@@ -93,6 +93,8 @@ def generated_cases() -> list[tuple[str, list[str]]]:
                 cases += [(script, [flag, bad]) for bad in BAD_VALUES[action.type]]
             if action.choices is not None:
                 cases.append((script, [flag, "bogus"]))
+            if isinstance(action, cli.DistinctValues):
+                cases.append((script, [flag, "3", "3"]))
     return cases
 
 

@@ -52,7 +52,7 @@ def test_demo_code_path_on_a_minimal_budget(session_root, tmp_path):
     report = (out / "report.md").read_text()
     assert "| mask_simvp |" in report and "figure.png" in report
     assert f"- data: `{root} (4 train, 3 val, 6 unlabeled, 3 hidden videos)`" in report
-    assert "| **mask_extrapolation** (submitted) | the U-Net segments frames 0..10" in report
+    assert "| **mask_hybrid** (submitted) | the U-Net segments frames 0..10" in report
 
     # a second run reuses every finished model
     stamp = (out / "checkpoints" / "unet" / "last.pt").stat().st_mtime_ns

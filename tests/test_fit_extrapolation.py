@@ -170,6 +170,13 @@ def test_inference_from_true_masks_scores_copy_last_and_the_predictors(tmp_path)
     from common.errors import UserInputError
     with pytest.raises(UserInputError, match="mask predictors"):
         run(bad, progress=False)
+    # hidden has no truth to compare against: refused before anything loads or is written
+    hidden = build_parser().parse_args(["--root_dir", str(root), "--split", "hidden", "--compare", "mask_hybrid",
+                                        "--saved_extrapolation_dir", str(tmp_path / "fit"),
+                                        "--out_dir", str(tmp_path / "hidden")])
+    with pytest.raises(UserInputError, match="--compare .* hidden split"):
+        run(hidden, progress=False)
+    assert not (tmp_path / "hidden").exists()
 
 
 def test_missing_fit_names_the_command_that_makes_it(tmp_path):

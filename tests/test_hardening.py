@@ -229,6 +229,10 @@ def test_out_dir_that_is_a_file_fails_before_any_work(session_root, tmp_path):
         train.main(["--root_dir", str(tmp_path / "no_data"), "--out_dir", str(a_file), *TINY_UNET])
     with pytest.raises(UserInputError, match="--out_dir is a file"):
         demo.run_demo(tmp_path / "no_data", a_file)
+    # a trainer whose data is missing leaves no empty --out_dir behind
+    with pytest.raises(UserInputError, match="no_data"):
+        train.main(["--root_dir", str(tmp_path / "no_data"), "--out_dir", str(tmp_path / "new" / "run"), *TINY_UNET])
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.slow

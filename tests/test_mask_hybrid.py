@@ -130,6 +130,13 @@ def test_physics_forecasts_are_computed_once_per_fit(root, monkeypatch):
         pf.physics_forecasts(root, "train", "true", ExtrapolationParams(**{**PARAMS.to_dict(), "window": 3}))
     manifest = json.loads((root / "physics_forecasts" / "train_true.json").read_text())
     assert manifest["params"]["window"] == PARAMS.window     # the failed run left the old pair intact
+    monkeypatch.undo()
+    # A cut array or a broken manifest (a full disk) is made again, not a traceback.
+    cache = root / "physics_forecasts" / "train_true.npy"
+    cache.write_bytes(cache.read_bytes()[:100])
+    assert np.array_equal(pf.physics_forecasts(root, "train", "true", PARAMS, progress=False), got)
+    cache.with_suffix(".json").write_text("{")
+    assert np.array_equal(pf.physics_forecasts(root, "train", "true", PARAMS, progress=False), got)
 
 
 def test_train_inputs_choose_the_masks_of_the_train_videos(root, fit_dir, tiny_unet):
@@ -195,6 +202,40 @@ def test_hybrid_trains_and_inference_scores_it(root, fit_dir, tiny_unet, tmp_pat
         hybrid = torch.load(tmp_path / name / "predictions.pt")
         physics = torch.load(tmp_path / name / "predictions_mask_extrapolation.pt")
         assert hybrid.shape == (3, 160, 240) and torch.equal(hybrid, physics)
+
+
+def test_a_resumed_run_keeps_its_gate_whatever_the_gate_flags_say(root, fit_dir, tiny_unet, tmp_path):
+    out = tmp_path / "hybrid"
+    if not pf.label_dir(root, "train").is_dir():
+        make_pseudo_labels(root, "train", tiny_unet, MODEL_FRAMES, progress=False)
+    argv = ["--root_dir", str(root), "--out_dir", str(out), "--max_steps_per_epoch", "2", "--batch_size", "2",
+            "--workers", "0", "--saved_extrapolation_dir", str(fit_dir), "--no_progress", "--gate_hidden", "8",
+            *[f"--{k}={v}" for k, v in SMALL.items()]]
+    train_mask_hybrid.main([*argv, "--epochs", "1"])
+    first = load_model(out / "last.pt", "mask_hybrid").gate.state_dict()
+    # Other windows (another feature count) and no gate at all: the run's own gate trains on and is scored.
+    train_mask_hybrid.main([*argv, "--epochs", "2", "--resume", "--gate_windows", "3"])
+    train_mask_hybrid.main([*argv, "--epochs", "3", "--resume", "--gate_epochs", "0"])
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 3 and all(row["val_jaccard"] > 0 for row in history)
+    gate = load_model(out / "last.pt", "mask_hybrid").gate
+    assert gate.windows == (2, 5, 8)
+    assert all(torch.equal(v, first[k]) for k, v in gate.state_dict().items())   # frozen, not retrained
+
+
+def test_a_hybrid_run_on_another_fit_than_its_own_is_named_in_a_warning(tmp_path, caplog):
+    from predictors.mask_hybrid import warn_other_fit
+    model = MaskHybrid(**SMALL)
+    torch.save(make_checkpoint(model, None, 0, None, extrapolation=PARAMS.to_dict()), tmp_path / "best.pt")
+    torch.save(make_checkpoint(model, None, 0, None), tmp_path / "old.pt")
+    with caplog.at_level("WARNING"):
+        warn_other_fit(tmp_path, PARAMS)
+        warn_other_fit(tmp_path / "old.pt", replace(PARAMS, window=3))     # no fit recorded: nothing to say
+        assert caplog.records == []
+        warn_other_fit(tmp_path, replace(PARAMS, window=3, collide=True))
+    [record] = caplog.records
+    assert str(tmp_path / "best.pt") in record.getMessage()
+    assert "collide False -> True; " in record.getMessage() and "window 4 -> 3" in record.getMessage()
 
 
 def test_compare_rows_sorts_objects_by_what_the_base_row_did():
