@@ -13,9 +13,10 @@ import argparse
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -200,6 +201,73 @@ def pseudo_label_splits(profile: Profile) -> tuple[str, ...]:
     return ("unlabeled", "val", "train") if train else ("unlabeled", "val")
 
 
+@contextmanager
+def timed(seconds: dict[str, float], key: str) -> Iterator[None]:
+    """Adds the block's wall time to `seconds[key]` (the report's time table)."""
+    t = time.monotonic()
+    yield
+    seconds[key] = time.monotonic() - t
+
+
+def train_models(root: Path, ckpts: Path, profile: Profile, common: list[str], quick: bool,
+                 seconds: dict[str, float]) -> dict[str, list[str]]:
+    """Every model the predictors read, trained (or reused) in turn under `ckpts`, and the physics
+    fitted; returns each trainer's argv (the report's settings), `finetune` only if the profile has it."""
+    from SSL_convLSTM_Reconstructor import (fit_extrapolation, pseudo_labels, train_mask_hybrid,
+                                            train_mask_predictor, train_reconstructor)
+    from Unets import train as train_unet
+
+    # Under --max_steps the epochs follow from the steps; the epoch cap only binds a time budget.
+    epochs = {k: 2 if quick else profile.epochs.get(k, 1000)
+              for k in ("unet", "mask_simvp", "mask_hybrid", "reconstructor", "finetune")}
+    argvs = {"unet": [*common, *profile.unet, *profile.budget("unet")]}
+    with timed(seconds, "unet"):
+        train_if_needed("U-Net", train_unet.main, ckpts / "unet", argvs["unet"], epochs["unet"])
+    with timed(seconds, "pseudo_labels"):
+        splits = pseudo_label_splits(profile)
+        step(f"pseudo-labelling the {', '.join(splits)} videos with the U-Net")
+        for split in splits:
+            pseudo_labels.make_pseudo_labels(root, split, ckpts / "unet", pseudo_labels.MODEL_FRAMES)
+    with timed(seconds, "extrapolation_fit"):
+        step("fitting the extrapolation's physics on the train masks")
+        fit_extrapolation.main(["--root_dir", str(root), "--out_dir", str(ckpts / "extrapolation"), "--force"])
+    argvs["mask_simvp"] = [*common, *profile.budget("mask_simvp"), *profile.mask_simvp]
+    argvs["mask_hybrid"] = [*common, *profile.budget("mask_hybrid"), *profile.mask_hybrid,
+                            "--saved_extrapolation_dir", str(ckpts / "extrapolation")]
+    argvs["reconstructor"] = [*common, *profile.budget("reconstructor"), *profile.reconstructor]
+    for key, name, trainer in (("mask_simvp", "mask SimVP", train_mask_predictor.main),
+                               ("mask_hybrid", "mask hybrid", train_mask_hybrid.main),
+                               ("reconstructor", "reconstructor", train_reconstructor.main)):
+        with timed(seconds, key):
+            train_if_needed(name, trainer, ckpts / key, argvs[key], epochs[key])
+    if profile.trains("finetune"):
+        argvs["finetune"] = [*common, "--init_from", str(ckpts / "unet"), "--finetune_recon",
+                             str(ckpts / "reconstructor"), *profile.budget("finetune"), *profile.finetune]
+        with timed(seconds, "finetune"):
+            train_if_needed("U-Net on reconstructed frames", train_unet.main, ckpts / "unet_recon",
+                            argvs["finetune"], epochs["finetune"])
+    return argvs
+
+
+def score_and_submit(root: Path, out: Path, ckpts: Path, finetuned: bool) -> dict:
+    """Every predictor scored on val (the submitted one first), then the hidden-set submission."""
+    from Unets.inference import build_parser, run
+
+    chain_seg = ["--saved_chain_seg_model_dir", str(ckpts / "unet_recon")] if finetuned else []
+    models = ["--saved_seg_model_dir", str(ckpts / "unet"), "--saved_recon_model_dir", str(ckpts / "reconstructor"),
+              "--saved_mask_model_dir", str(ckpts / "mask_simvp"), "--saved_hybrid_model_dir",
+              str(ckpts / "mask_hybrid"), "--saved_extrapolation_dir",
+              str(ckpts / "extrapolation"), *chain_seg, "--root_dir", str(root), "--force"]
+    step("scoring every predictor on val")
+    others = [n for n in choosable() if n != DEFAULT_PREDICTOR]   # every registered predictor
+    results = run(build_parser().parse_args(["--split", "val", "--predictor", DEFAULT_PREDICTOR, "--compare", *others,
+                                             "--out_dir", str(out / "val"), *models]))
+    step(f"writing the hidden-set submission ({DEFAULT_PREDICTOR})")
+    run(build_parser().parse_args(["--split", "hidden", "--predictor", DEFAULT_PREDICTOR,
+                                   "--out_dir", str(out), *models]))
+    return results
+
+
 def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, workers: int = 2,
              quick: bool = False, threads: int = 2) -> dict:
     """Every step of the pipeline; `quick` caps each model at a few optimizer steps (for tests).
@@ -207,86 +275,22 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
     `threads` fixes torch's CPU threads (0: torch's default), since the sums in a convolution's
     gradient are split by thread: the same seed, steps and thread count give the same models.
     """
-    from SSL_convLSTM_Reconstructor import (fit_extrapolation, pseudo_labels, train_mask_hybrid,
-                                            train_mask_predictor, train_reconstructor)
-    from Unets import train as train_unet
-    from Unets.inference import build_parser, run
-
     seconds: dict[str, float] = {}
     check_out_dir(out)
     if threads:
         torch.set_num_threads(threads)
     if quick and profile.steps is not None:
         profile = replace(profile, steps={k: min(v, 6) for k, v in profile.steps.items()})
-    t = time.monotonic()
-    ensure_data(root, profile.preset, seed, workers, profile.videos)
-    seconds["data"] = time.monotonic() - t
+    with timed(seconds, "data"):
+        ensure_data(root, profile.preset, seed, workers, profile.videos)
     ckpts = out / "checkpoints"
     cap = ["--max_steps_per_epoch", "3"] if quick else []
     # No DataLoader workers: each would draw its augmentation from its own seeded stream, so the
     # models would depend on the worker count.
     common = ["--root_dir", str(root), "--seed", str(seed), "--workers", "0", "--threads", str(threads), *cap]
-    # Under --max_steps the epochs follow from the steps; the epoch cap only binds a time budget.
-    epochs = {k: 2 if quick else profile.epochs.get(k, 1000)
-              for k in ("unet", "mask_simvp", "mask_hybrid", "reconstructor", "finetune")}
-
-    t = time.monotonic()
-    unet_argv = [*common, *profile.unet, *profile.budget("unet")]
-    train_if_needed("U-Net", train_unet.main, ckpts / "unet", unet_argv, epochs["unet"])
-    seconds["unet"] = time.monotonic() - t
-
-    t = time.monotonic()
-    splits = pseudo_label_splits(profile)
-    step(f"pseudo-labelling the {', '.join(splits)} videos with the U-Net")
-    for split in splits:
-        pseudo_labels.make_pseudo_labels(root, split, ckpts / "unet", pseudo_labels.MODEL_FRAMES)
-    seconds["pseudo_labels"] = time.monotonic() - t
-
-    t = time.monotonic()
-    step("fitting the extrapolation's physics on the train masks")
-    fit_extrapolation.main(["--root_dir", str(root), "--out_dir", str(ckpts / "extrapolation"), "--force"])
-    seconds["extrapolation_fit"] = time.monotonic() - t
-
-    t = time.monotonic()
-    mask_argv = [*common, *profile.budget("mask_simvp"), *profile.mask_simvp]
-    train_if_needed("mask SimVP", train_mask_predictor.main, ckpts / "mask_simvp", mask_argv, epochs["mask_simvp"])
-    seconds["mask_simvp"] = time.monotonic() - t
-
-    t = time.monotonic()
-    hybrid_argv = [*common, *profile.budget("mask_hybrid"), *profile.mask_hybrid,
-                   "--saved_extrapolation_dir", str(ckpts / "extrapolation")]
-    train_if_needed("mask hybrid", train_mask_hybrid.main, ckpts / "mask_hybrid", hybrid_argv, epochs["mask_hybrid"])
-    seconds["mask_hybrid"] = time.monotonic() - t
-
-    t = time.monotonic()
-    recon_argv = [*common, *profile.budget("reconstructor"), *profile.reconstructor]
-    train_if_needed("reconstructor", train_reconstructor.main, ckpts / "reconstructor", recon_argv,
-                    epochs["reconstructor"])
-    seconds["reconstructor"] = time.monotonic() - t
-
-    chain_seg: list[str] = []
-    if profile.trains("finetune"):
-        t = time.monotonic()
-        finetune_argv = [*common, "--init_from", str(ckpts / "unet"), "--finetune_recon",
-                         str(ckpts / "reconstructor"), *profile.budget("finetune"), *profile.finetune]
-        train_if_needed("U-Net on reconstructed frames", train_unet.main, ckpts / "unet_recon", finetune_argv,
-                        epochs["finetune"])
-        seconds["finetune"] = time.monotonic() - t
-        chain_seg = ["--saved_chain_seg_model_dir", str(ckpts / "unet_recon")]
-
-    t = time.monotonic()
-    step("scoring every predictor on val")
-    models = ["--saved_seg_model_dir", str(ckpts / "unet"), "--saved_recon_model_dir", str(ckpts / "reconstructor"),
-              "--saved_mask_model_dir", str(ckpts / "mask_simvp"), "--saved_hybrid_model_dir",
-              str(ckpts / "mask_hybrid"), "--saved_extrapolation_dir",
-              str(ckpts / "extrapolation"), *chain_seg, "--root_dir", str(root), "--force"]
-    others = [n for n in choosable() if n != DEFAULT_PREDICTOR]   # every registered predictor
-    results = run(build_parser().parse_args(["--split", "val", "--predictor", DEFAULT_PREDICTOR, "--compare", *others,
-                                             "--out_dir", str(out / "val"), *models]))
-    step(f"writing the hidden-set submission ({DEFAULT_PREDICTOR})")
-    run(build_parser().parse_args(["--split", "hidden", "--predictor", DEFAULT_PREDICTOR,
-                                   "--out_dir", str(out), *models]))
-    seconds["inference"] = time.monotonic() - t
+    argvs = train_models(root, ckpts, profile, common, quick, seconds)
+    with timed(seconds, "inference"):
+        results = score_and_submit(root, out, ckpts, "finetune" in argvs)
 
     # Without the inference's wall time, results.json is the same file for every run of one seed.
     atomic_write_json({k: v for k, v in results.items() if k != "seconds"}, out / "results.json")
@@ -296,12 +300,12 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
                    f"(wall clock: the numbers depend on the machine)")
     # The videos there, not the profile's counts: a root that already held data was not generated here.
     data = f"{root} (" + ", ".join(f"{len(list_videos(root / s))} {s}" for s in SPLITS) + " videos)"
-    settings = {"data": data, "seed": seed, "training": budget, "torch threads": threads,
-                "quick": quick,
-                "U-Net": " ".join(unet_argv[2:]), "mask SimVP": " ".join(mask_argv[2:]),
-                "mask hybrid": " ".join(hybrid_argv[2:]),
-                "reconstructor": " ".join(recon_argv[2:]),
-                "segmenter of the reconstructor row": (" ".join(finetune_argv[2:]) if chain_seg else "the U-Net"),
+    settings = {"data": data, "seed": seed, "training": budget, "torch threads": threads, "quick": quick,
+                **{name: " ".join(argvs[key][2:]) for key, name in (("unet", "U-Net"), ("mask_simvp", "mask SimVP"),
+                                                                    ("mask_hybrid", "mask hybrid"),
+                                                                    ("reconstructor", "reconstructor"))},
+                "segmenter of the reconstructor row": (" ".join(argvs["finetune"][2:]) if "finetune" in argvs
+                                                       else "the U-Net"),
                 "hidden submission": DEFAULT_PREDICTOR}
     print("\n" + write_report(out, results, settings, seconds))
     return results

@@ -137,10 +137,198 @@ def fit(task_factory: Callable[[argparse.Namespace], TrainTask], args: argparse.
         cleanup_distributed()
 
 
+@dataclass
+class _Schedule:
+    """How long a run trains: full epochs of `steps_per_epoch` steps, `total_steps` in all."""
+
+    steps_per_epoch: int
+    epochs: int
+    total_steps: int
+    warmup: int
+
+    @classmethod
+    def of(cls, args: argparse.Namespace, samples: int, world_size: int) -> "_Schedule":
+        steps_per_epoch = samples // (args.batch_size * world_size)
+        if steps_per_epoch == 0:
+            raise UserInputError(f"{samples} training samples are fewer than one batch of "
+                                 f"{args.batch_size} x {world_size} process(es); lower --batch_size")
+        if args.max_steps_per_epoch:
+            steps_per_epoch = min(steps_per_epoch, args.max_steps_per_epoch)
+        epochs, total_steps = args.epochs, steps_per_epoch * args.epochs
+        if args.max_steps:
+            epochs, total_steps = math.ceil(args.max_steps / steps_per_epoch), args.max_steps
+        warmup = max(1, min(steps_per_epoch, 100, total_steps // 10 if args.max_steps else steps_per_epoch))
+        return cls(steps_per_epoch, epochs, total_steps, warmup)
+
+    def epoch_steps(self, epoch: int) -> int:
+        # Every epoch but a --max_steps run's last one is full, so the steps done follow from the epoch.
+        return min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
+
+
+def _lr_lambda(plan: _Schedule, budget_s: float, clock: dict) -> Callable[[int], float]:
+    def lr_lambda(step: int) -> float:
+        # Under a time budget the cosine follows whichever runs out first, steps or time,
+        # so a budgeted run still ends annealed instead of being cut at a high rate.
+        if budget_s:
+            elapsed_steps = ((time.monotonic() - clock["start"]) / budget_s * (plan.total_steps - plan.warmup)
+                             + plan.warmup)
+            step = max(step, min(plan.total_steps, int(elapsed_steps))) if step >= plan.warmup else step
+        return _lr_factor(step, plan.total_steps, plan.warmup)
+    return lr_lambda
+
+
+def _restore(ckpt: dict, last_path: Path, model: nn.Module, optimizer, scheduler, metric: str):
+    """Load a run's state to continue it; returns (start epoch, best metric, history)."""
+    try:
+        unwrap(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise UserInputError(f"{last_path}: cannot be resumed, its state does not fit this run ({first})") from None
+    torch.set_rng_state(ckpt["rng_state"])
+    log.info("resumed %s at epoch %d (best %s=%s)", last_path, ckpt["epoch"], metric, ckpt["best_metric"])
+    return ckpt["epoch"], ckpt["best_metric"], ckpt.get("history", [])
+
+
+class _Run:
+    """One training run's state (model, optimizer, schedule, best metric, history) and its steps."""
+
+    def __init__(self, task: TrainTask, args: argparse.Namespace, ctx: DistContext, device: torch.device,
+                 ckpt: dict | None, last_path: Path) -> None:
+        self.task, self.args, self.ctx, self.device, self.last_path = task, args, ctx, device, last_path
+        model = task.model.to(device)
+        if device.type == "cuda" or task.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        self.plan = _Schedule.of(args, len(task.train_set), ctx.world_size)
+        self.clock = {"start": time.monotonic()}
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(self.plan, 60 * args.budget_minutes, self.clock))
+        self.start_epoch, self.best, self.history = 0, None, []
+        if ckpt is not None:
+            self.start_epoch, self.best, self.history = _restore(ckpt, last_path, model, self.optimizer,
+                                                                 self.scheduler, task.metric)
+        self.train_model: nn.Module = model
+        if ctx.enabled:
+            self.train_model = DistributedDataParallel(model,
+                                                       device_ids=[device.index] if device.type == "cuda" else None)
+        if args.compile:
+            self.train_model = torch.compile(self.train_model)
+        self.sampler = (DistributedSampler(task.train_set, ctx.world_size, ctx.rank, shuffle=True, seed=args.seed)
+                        if ctx.enabled else None)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not args.no_amp)
+        self.val_loader = None
+        if task.val_set is not None:
+            # Each rank evaluates its own share without padding; torchmetrics sums states across ranks.
+            shard = Subset(task.val_set, range(ctx.rank, len(task.val_set), ctx.world_size))
+            self.val_loader = DataLoader(shard, batch_size=args.batch_size, num_workers=args.workers)
+
+    def save(self, name: str, epoch: int, **extra) -> None:
+        if self.ctx.is_main:
+            args = self.args
+            ckpt = make_checkpoint(self.model, self.optimizer, epoch, self.best, history=self.history,
+                                   rng_state=torch.get_rng_state(), scheduler=self.scheduler.state_dict(),
+                                   train_args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                                   **self.task.extra, **extra)
+            atomic_torch_save(ckpt, args.out_dir / name)
+
+    def loader(self, epoch: int) -> DataLoader:
+        # Shuffling depends on (seed, epoch) only, so a resumed run sees the same order.
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(self.args.seed * 1000 + epoch)
+        return DataLoader(self.task.train_set, batch_size=self.args.batch_size, drop_last=True,
+                          sampler=self.sampler or RandomSampler(self.task.train_set, generator=gen),
+                          num_workers=self.args.workers, persistent_workers=False,
+                          pin_memory=self.device.type == "cuda")
+
+    def train_epoch(self, epoch: int, deadline: float | None) -> tuple[dict, bool]:
+        """Up to one epoch of optimizer steps, then the evaluation: (history row, whether the time
+        budget ran out)."""
+        args, device, steps = self.args, self.device, self.plan.epoch_steps(epoch)
+        self.model.train()
+        t0, loss_sum, n, out_of_time = time.monotonic(), torch.zeros((), device=device), 0, False
+        bar = tqdm(self.loader(epoch), total=steps, desc=f"epoch {epoch + 1}/{self.plan.epochs}",
+                   disable=args.no_progress or not self.ctx.is_main, leave=False)
+        for step, batch in enumerate(bar):
+            if step >= steps:
+                break
+            with autocast(device, not args.no_amp):
+                loss = self.task.loss(self.train_model, batch, device)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            loss_sum += loss.detach()
+            n += 1
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            if deadline is not None and time.monotonic() > deadline:
+                out_of_time = True
+                break
+        self.ctx.broadcast_buffers(self.model)
+        train_loss = float(self.ctx.all_reduce_sum(loss_sum) / max(1, n * self.ctx.world_size))
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "steps": n,
+               "train_seconds": round(time.monotonic() - t0, 1)}
+        if self.val_loader is not None:
+            self.model.eval()
+            row.update(self.task.evaluate(unwrap(self.model), self.val_loader, device))
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        return row, out_of_time
+
+    def record(self, row: dict, out_of_time: bool) -> None:
+        """Keep an epoch's row: the best metric, the log line, best.pt / last.pt and the history."""
+        task, epoch = self.task, row["epoch"]
+        self.history.append(row)
+        score = row.get(task.metric)
+        improved = score is not None and (self.best is None or
+                                          (score > self.best if task.higher_is_better else score < self.best))
+        if improved:
+            self.best = score
+        if not self.ctx.is_main:
+            return
+        log.info("epoch %d/%d  %s", epoch, self.plan.epochs,
+                 "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                           if k != "epoch"))
+        if improved:
+            self.save("best.pt", epoch)
+        # `finished` tells a pipeline (demo.py) that a run stopped by its budget is done, not cut short.
+        self.save("last.pt", epoch, finished=out_of_time or epoch == self.plan.epochs)
+        _write_history(self.args.out_dir, self.history)
+        if task.on_epoch_end is not None:
+            task.on_epoch_end(unwrap(self.model), epoch, self.args.out_dir)
+
+    def run(self) -> dict:
+        """Train from the start (or resumed) epoch to the end or the time budget; the last row."""
+        args = self.args
+        ensure_out_dir(args.out_dir)   # every rank: exist_ok makes it safe
+        started = self.clock["start"] = time.monotonic()
+        deadline = started + 60 * args.budget_minutes if args.budget_minutes else None
+        row: dict = {}
+        epoch = self.start_epoch
+        try:
+            for epoch in range(self.start_epoch, self.plan.epochs):
+                row, out_of_time = self.train_epoch(epoch, deadline)
+                self.record(row, out_of_time)
+                if out_of_time:
+                    log.info("time budget of %.1f min used; stopping after epoch %d", args.budget_minutes, epoch + 1)
+                    break
+        except KeyboardInterrupt:
+            # Keep the work: weights as they are now, marked so --resume redoes this epoch.
+            self.save("last.pt", epoch, interrupted=True)
+            log.warning("interrupted; saved %s (resume with --resume)", self.last_path)
+            raise SystemExit(130) from None
+        if self.ctx.is_main and not (args.out_dir / "best.pt").exists():
+            self.save("best.pt", epoch + 1)
+        return row
+
+
 def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
-    out_dir: Path = args.out_dir
-    last_path = out_dir / "last.pt"
-    check_out_dir(out_dir)    # a bad path fails before any work; the folder is made once the task is built
+    last_path = args.out_dir / "last.pt"
+    check_out_dir(args.out_dir)   # a bad path fails before any work; the folder is made once the task is built
     if not args.resume and last_path.exists():
         raise UserInputError(f"{last_path}: a run already exists here; pass --resume to continue it "
                              f"or choose another --out_dir")
@@ -151,140 +339,4 @@ def _fit(task_factory, args, ctx: DistContext, device: torch.device) -> dict:
     task = task_factory(args)
     if ckpt is not None:
         task.model = _model_of_run(task.model, ckpt, last_path)
-    model = task.model.to(device)
-    if device.type == "cuda" or task.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-
-    steps_per_epoch = len(task.train_set) // (args.batch_size * ctx.world_size)
-    if steps_per_epoch == 0:
-        raise UserInputError(f"{len(task.train_set)} training samples are fewer than one batch of "
-                             f"{args.batch_size} x {ctx.world_size} process(es); lower --batch_size")
-    if args.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, args.max_steps_per_epoch)
-    epochs, total_steps = args.epochs, steps_per_epoch * args.epochs
-    if args.max_steps:
-        epochs, total_steps = math.ceil(args.max_steps / steps_per_epoch), args.max_steps
-    warmup = max(1, min(steps_per_epoch, 100, total_steps // 10 if args.max_steps else steps_per_epoch))
-    clock = {"start": time.monotonic()}
-    budget_s = 60 * args.budget_minutes
-
-    def lr_lambda(step: int) -> float:
-        # Under a time budget the cosine follows whichever runs out first, steps or time,
-        # so a budgeted run still ends annealed instead of being cut at a high rate.
-        if budget_s:
-            elapsed_steps = (time.monotonic() - clock["start"]) / budget_s * (total_steps - warmup) + warmup
-            step = max(step, min(total_steps, int(elapsed_steps))) if step >= warmup else step
-        return _lr_factor(step, total_steps, warmup)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-
-    start_epoch, best, history = 0, None, []
-    if ckpt is not None:
-        try:
-            unwrap(model).load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            first = str(err).strip().splitlines()[0]
-            raise UserInputError(f"{last_path}: cannot be resumed, its state does not fit this run ({first})") from None
-        start_epoch, best, history = ckpt["epoch"], ckpt["best_metric"], ckpt.get("history", [])
-        torch.set_rng_state(ckpt["rng_state"])
-        log.info("resumed %s at epoch %d (best %s=%s)", last_path, start_epoch, task.metric, best)
-
-    train_model: nn.Module = model
-    if ctx.enabled:
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if args.compile:
-        train_model = torch.compile(train_model)
-
-    sampler = (DistributedSampler(task.train_set, ctx.world_size, ctx.rank, shuffle=True, seed=args.seed)
-               if ctx.enabled else None)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not args.no_amp)
-
-    val_loader = None
-    if task.val_set is not None:
-        # Each rank evaluates its own share without padding; torchmetrics sums states across ranks.
-        shard = Subset(task.val_set, range(ctx.rank, len(task.val_set), ctx.world_size))
-        val_loader = DataLoader(shard, batch_size=args.batch_size, num_workers=args.workers)
-
-    def save(name: str, epoch: int, row: dict | None = None, **extra) -> None:
-        if ctx.is_main:
-            ckpt = make_checkpoint(model, optimizer, epoch, best, history=history, rng_state=torch.get_rng_state(),
-                                   scheduler=scheduler.state_dict(),
-                                   train_args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                                   **task.extra, **extra)
-            atomic_torch_save(ckpt, out_dir / name)
-
-    ensure_out_dir(out_dir)   # every rank: exist_ok makes it safe
-    started = clock["start"] = time.monotonic()
-    row: dict = {}
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch, epochs):
-            # Shuffling depends on (seed, epoch) only, so a resumed run sees the same order.
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-            loader = DataLoader(task.train_set, batch_size=args.batch_size, drop_last=True,
-                                sampler=sampler or RandomSampler(task.train_set, generator=gen),
-                                num_workers=args.workers, persistent_workers=False,
-                                pin_memory=device.type == "cuda")
-            model.train()
-            t0, loss_sum, n = time.monotonic(), torch.zeros((), device=device), 0
-            # Every epoch but a --max_steps run's last one is full, so the steps done follow from the epoch.
-            epoch_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-            bar = tqdm(loader, total=epoch_steps, desc=f"epoch {epoch + 1}/{epochs}",
-                       disable=args.no_progress or not ctx.is_main, leave=False)
-            out_of_time = False
-            for step, batch in enumerate(bar):
-                if step >= epoch_steps:
-                    break
-                with autocast(device, not args.no_amp):
-                    loss = task.loss(train_model, batch, device)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                loss_sum += loss.detach()
-                n += 1
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
-                if args.budget_minutes and time.monotonic() - started > 60 * args.budget_minutes:
-                    out_of_time = True
-                    break
-            ctx.broadcast_buffers(model)
-            train_loss = float(ctx.all_reduce_sum(loss_sum) / max(1, n * ctx.world_size))
-            row = {"epoch": epoch + 1, "train_loss": train_loss, "steps": n,
-                   "train_seconds": round(time.monotonic() - t0, 1)}
-            if val_loader is not None:
-                model.eval()
-                row.update(task.evaluate(unwrap(model), val_loader, device))
-            row["lr"] = optimizer.param_groups[0]["lr"]
-            history.append(row)
-            score = row.get(task.metric)
-            improved = score is not None and (best is None or (score > best if task.higher_is_better else score < best))
-            if improved:
-                best = score
-            if ctx.is_main:
-                log.info("epoch %d/%d  %s", epoch + 1, epochs,
-                         "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                                   if k != "epoch"))
-                if improved:
-                    save("best.pt", epoch + 1)
-                # `finished` tells a pipeline (demo.py) that a run stopped by its budget is done, not cut short.
-                save("last.pt", epoch + 1, finished=out_of_time or epoch + 1 == epochs)
-                _write_history(out_dir, history)
-                if task.on_epoch_end is not None:
-                    task.on_epoch_end(unwrap(model), epoch + 1, out_dir)
-            if out_of_time:
-                log.info("time budget of %.1f min used; stopping after epoch %d", args.budget_minutes, epoch + 1)
-                break
-    except KeyboardInterrupt:
-        # Keep the work: weights as they are now, marked so --resume redoes this epoch.
-        save("last.pt", epoch, interrupted=True)
-        log.warning("interrupted; saved %s (resume with --resume)", last_path)
-        raise SystemExit(130) from None
-    if ctx.is_main and not (out_dir / "best.pt").exists():
-        save("best.pt", epoch + 1)
-    return row
+    return _Run(task, args, ctx, device, ckpt, last_path).run()
