@@ -35,82 +35,94 @@ def intersect(obj: SceneObject, t: int, origins: np.ndarray, dirs: np.ndarray,
 
     `origins` and `dirs` broadcast to (N, 3); `dirs` must be unit vectors.
     """
-    x, y = obj.pos[t]
-    s = obj.size
     o = np.broadcast_to(origins, np.broadcast_shapes(np.shape(origins), np.shape(dirs)))
     d = np.broadcast_to(dirs, o.shape)
-    if obj.shape == SPHERE:
-        c = np.array([x, y, s], dtype=o.dtype)
-        oc = o - c
-        b = np.einsum("ij,ij->i", d, oc)
-        disc = b * b - (np.einsum("ij,ij->i", oc, oc) - s * s)
-        hit = disc >= 0
-        dist = -b - np.sqrt(np.where(hit, disc, 0))
-        hit &= dist > _EPS
-        dist = np.where(hit, dist, np.inf)
-        normals = None
-        if need_normals:
-            normals = (o + dist[:, None] * d - c) / s
-        return dist, normals
-    if obj.shape == CYLINDER:
-        ox, oy = o[:, 0] - x, o[:, 1] - y
-        dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
-        a = dx * dx + dy * dy
-        b = ox * dx + oy * dy
-        disc = b * b - a * (ox * ox + oy * oy - s * s)
-        side = (disc >= 0) & (a > _EPS)
-        ts = (-b - np.sqrt(np.where(side, disc, 0))) / np.where(a > _EPS, a, 1)
-        zs = o[:, 2] + ts * dz
-        side &= (ts > _EPS) & (zs >= 0) & (zs <= 2 * s)
-        with np.errstate(divide="ignore", invalid="ignore"):     # level rays never reach the cap
-            tc = (2 * s - o[:, 2]) / dz
-            cx, cy = ox + tc * dx, oy + tc * dy
-        cap = np.isfinite(tc) & (tc > _EPS) & (cx * cx + cy * cy <= s * s)
-        dist = np.minimum(np.where(side, ts, np.inf), np.where(cap, tc, np.inf))
-        normals = None
-        if need_normals:
-            on_cap = cap & (~side | (tc <= ts))
-            reach = np.where(np.isfinite(dist), dist, 0)
-            px, py, pz = ox + reach * dx, oy + reach * dy, o[:, 2] + reach * dz
-            radius = np.maximum(np.sqrt(px * px + py * py), _EPS)
-            # Rounded rim, as on the cubes: within the bevel of the top edge the normal leans from
-            # the side towards the cap (and back), which gives the bright rim line of metal cylinders.
-            lean_up = np.clip((pz - 2 * s * (1 - _BEVEL / 2)) / (s * _BEVEL), 0, 1)
-            lean_out = np.clip((radius - s * (1 - _BEVEL)) / (s * _BEVEL), 0, 1)
-            normals = np.stack([px / radius, py / radius, lean_up], axis=1)
-            normals[on_cap] = np.stack([lean_out * px / radius, lean_out * py / radius, np.ones_like(px)], axis=1)[on_cap]
-            normals /= np.sqrt((normals ** 2).sum(1))[:, None]
-        return dist, normals
-    if obj.shape == CUBE:
-        yaw = float(obj.yaw[t])
-        cs, sn = math.cos(yaw), math.sin(yaw)
-        rot = np.array([[cs, sn, 0], [-sn, cs, 0], [0, 0, 1]], dtype=o.dtype)   # world -> local
-        ol = (o - np.array([x, y, s], dtype=o.dtype)) @ rot.T
-        dl = d @ rot.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = 1.0 / np.where(np.abs(dl) > 1e-9, dl, 1e-9)
-        t1 = (-s - ol) * inv
-        t2 = (s - ol) * inv
-        tnear_axes = np.minimum(t1, t2)
-        tfar_axes = np.maximum(t1, t2)
-        # Column-wise max/min: numpy's reductions over a length-3 axis are several times slower.
-        tnear = np.maximum(np.maximum(tnear_axes[:, 0], tnear_axes[:, 1]), tnear_axes[:, 2])
-        tfar = np.minimum(np.minimum(tfar_axes[:, 0], tfar_axes[:, 1]), tfar_axes[:, 2])
-        hit = (tnear <= tfar) & (tnear > _EPS)
-        dist = np.where(hit, tnear, np.inf)
-        normals = None
-        if need_normals:
-            p = ol + np.where(hit, tnear, 0)[:, None] * dl
-            # Rounded edges: the normal leans towards every face the point is close to, which
-            # gives the bright edge lines of CLEVR's bevelled cubes.
-            q = np.clip((np.abs(p) - s * (1 - _BEVEL)) / (s * _BEVEL), 0, 1) * np.sign(p)
-            for k in range(3):
-                face = tnear_axes[:, k] == tnear
-                q[face, k] = np.sign(p[face, k])
-            nl = q / np.maximum(np.sqrt(q[:, 0] ** 2 + q[:, 1] ** 2 + q[:, 2] ** 2), _EPS)[:, None]
-            normals = nl @ rot
-        return dist, normals
-    raise ValueError(f"unknown shape {obj.shape}")
+    if obj.shape not in _INTERSECT:
+        raise ValueError(f"unknown shape {obj.shape}")
+    return _INTERSECT[obj.shape](obj, t, o, d, need_normals)
+
+
+def _sphere(obj: SceneObject, t: int, o: np.ndarray, d: np.ndarray, need_normals: bool):
+    (x, y), s = obj.pos[t], obj.size
+    c = np.array([x, y, s], dtype=o.dtype)
+    oc = o - c
+    b = np.einsum("ij,ij->i", d, oc)
+    disc = b * b - (np.einsum("ij,ij->i", oc, oc) - s * s)
+    hit = disc >= 0
+    dist = -b - np.sqrt(np.where(hit, disc, 0))
+    hit &= dist > _EPS
+    dist = np.where(hit, dist, np.inf)
+    normals = None
+    if need_normals:
+        normals = (o + dist[:, None] * d - c) / s
+    return dist, normals
+
+
+def _cylinder(obj: SceneObject, t: int, o: np.ndarray, d: np.ndarray, need_normals: bool):
+    (x, y), s = obj.pos[t], obj.size
+    ox, oy = o[:, 0] - x, o[:, 1] - y
+    dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
+    a = dx * dx + dy * dy
+    b = ox * dx + oy * dy
+    disc = b * b - a * (ox * ox + oy * oy - s * s)
+    side = (disc >= 0) & (a > _EPS)
+    ts = (-b - np.sqrt(np.where(side, disc, 0))) / np.where(a > _EPS, a, 1)
+    zs = o[:, 2] + ts * dz
+    side &= (ts > _EPS) & (zs >= 0) & (zs <= 2 * s)
+    with np.errstate(divide="ignore", invalid="ignore"):     # level rays never reach the cap
+        tc = (2 * s - o[:, 2]) / dz
+        cx, cy = ox + tc * dx, oy + tc * dy
+    cap = np.isfinite(tc) & (tc > _EPS) & (cx * cx + cy * cy <= s * s)
+    dist = np.minimum(np.where(side, ts, np.inf), np.where(cap, tc, np.inf))
+    normals = None
+    if need_normals:
+        on_cap = cap & (~side | (tc <= ts))
+        reach = np.where(np.isfinite(dist), dist, 0)
+        px, py, pz = ox + reach * dx, oy + reach * dy, o[:, 2] + reach * dz
+        radius = np.maximum(np.sqrt(px * px + py * py), _EPS)
+        # Rounded rim, as on the cubes: within the bevel of the top edge the normal leans from
+        # the side towards the cap (and back), which gives the bright rim line of metal cylinders.
+        lean_up = np.clip((pz - 2 * s * (1 - _BEVEL / 2)) / (s * _BEVEL), 0, 1)
+        lean_out = np.clip((radius - s * (1 - _BEVEL)) / (s * _BEVEL), 0, 1)
+        normals = np.stack([px / radius, py / radius, lean_up], axis=1)
+        normals[on_cap] = np.stack([lean_out * px / radius, lean_out * py / radius, np.ones_like(px)], axis=1)[on_cap]
+        normals /= np.sqrt((normals ** 2).sum(1))[:, None]
+    return dist, normals
+
+
+def _cube(obj: SceneObject, t: int, o: np.ndarray, d: np.ndarray, need_normals: bool):
+    (x, y), s = obj.pos[t], obj.size
+    yaw = float(obj.yaw[t])
+    cs, sn = math.cos(yaw), math.sin(yaw)
+    rot = np.array([[cs, sn, 0], [-sn, cs, 0], [0, 0, 1]], dtype=o.dtype)   # world -> local
+    ol = (o - np.array([x, y, s], dtype=o.dtype)) @ rot.T
+    dl = d @ rot.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = 1.0 / np.where(np.abs(dl) > 1e-9, dl, 1e-9)
+    t1 = (-s - ol) * inv
+    t2 = (s - ol) * inv
+    tnear_axes = np.minimum(t1, t2)
+    tfar_axes = np.maximum(t1, t2)
+    # Column-wise max/min: numpy's reductions over a length-3 axis are several times slower.
+    tnear = np.maximum(np.maximum(tnear_axes[:, 0], tnear_axes[:, 1]), tnear_axes[:, 2])
+    tfar = np.minimum(np.minimum(tfar_axes[:, 0], tfar_axes[:, 1]), tfar_axes[:, 2])
+    hit = (tnear <= tfar) & (tnear > _EPS)
+    dist = np.where(hit, tnear, np.inf)
+    normals = None
+    if need_normals:
+        p = ol + np.where(hit, tnear, 0)[:, None] * dl
+        # Rounded edges: the normal leans towards every face the point is close to, which
+        # gives the bright edge lines of CLEVR's bevelled cubes.
+        q = np.clip((np.abs(p) - s * (1 - _BEVEL)) / (s * _BEVEL), 0, 1) * np.sign(p)
+        for k in range(3):
+            face = tnear_axes[:, k] == tnear
+            q[face, k] = np.sign(p[face, k])
+        nl = q / np.maximum(np.sqrt(q[:, 0] ** 2 + q[:, 1] ** 2 + q[:, 2] ** 2), _EPS)[:, None]
+        normals = nl @ rot
+    return dist, normals
+
+
+_INTERSECT = {SPHERE: _sphere, CYLINDER: _cylinder, CUBE: _cube}
 
 
 # --------------------------------------------------------------------------- renderer
