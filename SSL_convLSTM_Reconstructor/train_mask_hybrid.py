@@ -115,6 +115,17 @@ def check_gate_labels(root: Path) -> None:
                              f"{label_dir(root, 'val')}'s; remake them with pseudo_labels.py --splits train val")
 
 
+def add_gate_choice_args(group, prefix: str) -> None:
+    """`--<prefix>threshold` and `--<prefix>windows`: how the gate chooses (benchmarks/object_gate.py too)."""
+    group.add_argument(f"--{prefix}threshold", type=fraction, default=THRESHOLD,
+                       help=f"share of an object's pixels on its truth under which the gate leaves it out "
+                            f"(default {THRESHOLD})")
+    group.add_argument(f"--{prefix}windows", type=int_at_least_two, nargs="*", default=list(WINDOWS),
+                       action=DistinctValues,
+                       help="velocity windows of the gate's alternative placements of each object, beside the "
+                            f"fit's own (none: it only keeps or leaves out; default {' '.join(map(str, WINDOWS))})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__)
     add_model_args(parser)
@@ -127,12 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gate_epochs", type=non_negative_int, default=20,
                    help="epochs of the object gate on the train videos' U-Net masks (0: no gate; default 20)")
     g.add_argument("--gate_hidden", type=positive_int, default=64, help="width of the gate's MLP (default 64)")
-    g.add_argument("--gate_threshold", type=fraction, default=THRESHOLD,
-                   help=f"share of an object's pixels on its truth under which the gate leaves it out "
-                        f"(default {THRESHOLD})")
-    g.add_argument("--gate_windows", type=int_at_least_two, nargs="*", default=list(WINDOWS), action=DistinctValues,
-                   help="velocity windows of the gate's alternative placements of each object, beside the "
-                        f"fit's own (none: it only keeps or leaves out; default {' '.join(map(str, WINDOWS))})")
+    add_gate_choice_args(g, "gate_")
     add_training_args(parser, out_dir=MASK_HYBRID_CHECKPOINTS, epochs=20, batch_size=8, lr=2e-3)
     return parser
 

@@ -24,14 +24,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from common.cli import ArgumentParser, DistinctValues, fraction, int_at_least_two, non_negative_int, positive_int
+from common.cli import ArgumentParser, non_negative_int, positive_int
 from common.errors import UserInputError, run_cli
 from common.metrics import jaccard_index
 from Data.layout import NUM_CLASSES
 from models import load_extrapolation
-from SSL_convLSTM_Reconstructor.object_gate import THRESHOLD, WINDOWS, GateVideo, ObjectGate, train_gate
+from SSL_convLSTM_Reconstructor.object_gate import GateVideo, ObjectGate, train_gate
 from SSL_convLSTM_Reconstructor.physics_forecasts import collect
 from SSL_convLSTM_Reconstructor.pseudo_labels import label_dir
+from SSL_convLSTM_Reconstructor.train_mask_hybrid import add_gate_choice_args
 
 
 def edited(videos: list[GateVideo], picks: np.ndarray) -> np.ndarray:
@@ -54,12 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epochs after which val is scored (default: 10 20 40)")
     parser.add_argument("--unlabeled", action="store_true",
                         help="also train on the unlabeled videos (their pseudo-labels of frame 21 as the target)")
-    parser.add_argument("--threshold", type=fraction, default=THRESHOLD,
-                        help=f"objects predicted to overlap their truth on less than this share are left out "
-                             f"(default {THRESHOLD})")
-    parser.add_argument("--windows", type=int_at_least_two, nargs="*", default=list(WINDOWS), action=DistinctValues,
-                        help="velocity windows of the alternative placements (none: keep or leave out; "
-                             f"default {' '.join(map(str, WINDOWS))})")
+    add_gate_choice_args(parser, "")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the model and the batches")
     return parser
 
