@@ -22,7 +22,7 @@ from common.progress import tqdm
 from Data.layout import HEIGHT, WIDTH
 from Data.reading import SplitReader, fingerprint
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
-from SSL_convLSTM_Reconstructor.object_gate import gate_rows, num_features
+from SSL_convLSTM_Reconstructor.object_gate import GateVideo, gate_rows, num_features
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 
 CACHE_DIR = "physics_forecasts"
@@ -84,6 +84,13 @@ class HybridSequences(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y = self.sequences[index]
         return x, torch.from_numpy(self.physics[index].astype(np.int64)), y
+
+
+def gate_videos(root: Path, split: str, inputs: str, params: ExtrapolationParams,
+                windows: Sequence[int] = ()) -> list[GateVideo]:
+    """A split's `GateVideo`s as inference reads them (no target, so no f), for gate verdicts."""
+    seqs = MaskSequences(root, split, inputs, inputs)
+    return [gate_rows(seqs[i][0].numpy().astype(np.uint8), params, windows=windows) for i in range(len(seqs))]
 
 
 def collect(root: Path, split: str, inputs: str, target: str, params: ExtrapolationParams,

@@ -43,7 +43,7 @@ from models import load_extrapolation
 from SSL_convLSTM_Reconstructor.mask_hybrid import MaskHybrid
 from SSL_convLSTM_Reconstructor.object_gate import (THRESHOLD, WINDOWS, GateVideo, ObjectGate, gated_forecasts, overlay,
                                                     train_gate)
-from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences, collect
+from SSL_convLSTM_Reconstructor.physics_forecasts import HybridSequences, collect, gate_videos
 from SSL_convLSTM_Reconstructor.pseudo_labels import MaskSequences, label_dir, read_manifest
 from SSL_convLSTM_Reconstructor.train_mask_predictor import AugmentedMasks, add_model_args, mask_loss, model_config
 
@@ -163,7 +163,7 @@ def make_task(args: argparse.Namespace) -> TrainTask:
     def val_videos(windows: tuple[int, ...]) -> list[GateVideo]:
         """The val videos' gate rows, read once per gate (the trained model may be the resumed one)."""
         if windows not in rows:
-            rows[windows] = collect(args.root_dir, "val", "pseudo", "true", params, windows)[2]
+            rows[windows] = gate_videos(args.root_dir, "val", "pseudo", params, windows)
         return rows[windows]
 
     def loss(model, batch, device):

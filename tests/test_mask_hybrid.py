@@ -223,6 +223,16 @@ def test_a_resumed_run_keeps_its_gate_whatever_the_gate_flags_say(root, fit_dir,
     assert all(torch.equal(v, first[k]) for k, v in gate.state_dict().items())   # frozen, not retrained
 
 
+def test_gate_videos_are_collect_s_videos_without_their_f(root):
+    plain = pf.gate_videos(root, "val", "pseudo", PARAMS, (2, 5))
+    scored = pf.collect(root, "val", "pseudo", "true", PARAMS, (2, 5))[2]
+    assert len(plain) == len(scored) == len(SplitReader(root, "val")) and sum(len(v.rows) for v in plain) > 0
+    for a, b in zip(plain, scored):
+        assert np.array_equal(a.forecast, b.forecast) and a.ends == b.ends
+        assert [(cid, f is None) for cid, _, f in a.rows] == [(cid, True) for cid, _, _ in b.rows]
+        assert all(np.array_equal(fa, fb) for (_, fa, _), (_, fb, _) in zip(a.rows, b.rows))
+
+
 def test_a_hybrid_run_on_another_fit_than_its_own_is_named_in_a_warning(tmp_path, caplog):
     from predictors.mask_hybrid import warn_other_fit
     model = MaskHybrid(**SMALL)
