@@ -203,7 +203,7 @@ def pseudo_label_splits(profile: Profile) -> tuple[str, ...]:
 
 @contextmanager
 def timed(seconds: dict[str, float], key: str) -> Iterator[None]:
-    """Adds the block's wall time to `seconds[key]` (the report's time table)."""
+    """Records the block's wall time as `seconds[key]` (the report's time table)."""
     t = time.monotonic()
     yield
     seconds[key] = time.monotonic() - t

@@ -4,7 +4,7 @@ scored with the competition Jaccard): no segmenter, so forecasting error alone.
     python benchmarks/bench_extrapolation.py                            # real sample only
     python benchmarks/bench_extrapolation.py --root_dir /tmp/small      # + a generated root (train/val)
 
-Real: leave-one-out over the labelled real videos (`--real_root`, default ../shared/real_sample):
+Real: leave-one-out over the labelled real videos (`--real_root`, default ../shared/real_sample if present):
 each video is forecast with parameters fitted on the others, and the stacked predictions are
 scored once, as the competition does. Generated: parameters fitted on the root's train split
 (timed), scored on its val split, with two ablations of the fitted model (no collisions; no
@@ -155,8 +155,9 @@ def time_fit(root: Path, workers: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--real_root", type=Path, default=REAL_SAMPLE,
-                        help="real labelled videos (its train/ split) for the leave-one-out table")
+    parser.add_argument("--real_root", type=Path, default=None,
+                        help="real labelled videos (its train/ split) for the leave-one-out table "
+                             f"(default: {REAL_SAMPLE} when it is there, else no real table)")
     parser.add_argument("--root_dir", type=Path, default=None, help="a generated root with train/ and val/")
     parser.add_argument("--fit_root", type=Path, default=None, help="a root whose train/ split times the fit")
     parser.add_argument("--workers", type=positive_int, default=2, help="processes of the fit")
@@ -169,9 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.markdown is not None:       # before the fits, not after them
+    # Everything named on the command line is checked before the fits, which take minutes.
+    if args.markdown is not None:
         check_out_file(args.markdown, "--markdown")
-    real = load_masks(args.real_root, "train")
+    from Data.reading import SplitReader
+    for root, splits in ((args.root_dir, ("train", "val")), (args.fit_root, ("train",))):
+        for split in splits if root is not None else ():
+            SplitReader(root, split)
+    real_root = args.real_root
+    if real_root is None and (REAL_SAMPLE / "train").is_dir():
+        real_root = REAL_SAMPLE
+    real = load_masks(real_root, "train") if real_root is not None else np.zeros((0,), np.uint8)
     real_rows, gen_rows = {}, {}
     hybrid = None
     if args.hybrid_dir is not None:
@@ -180,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if len(real) >= 2:
         real_rows = leave_one_out(real, args.workers, hybrid)
     else:
-        print(f"{args.real_root}: fewer than 2 labelled real videos; leave-one-out skipped")
+        print(f"{real_root or REAL_SAMPLE}: no 2 labelled real videos; the leave-one-out table is skipped")
     if args.root_dir is not None:
         gen_rows = generated(args.root_dir, args.workers, hybrid)
     if args.fit_root is not None:

@@ -19,11 +19,12 @@ SCRIPTS = ("bench_readers.py", "bench_generator.py", "bench_models.py", "bench_e
 
 def main(argv: Sequence[str] | None = None) -> None:
     ArgumentParser(description=__doc__).parse_args(argv)
-    for script in SCRIPTS:
+    for k, script in enumerate(SCRIPTS):
         print(f"\n## {script}", flush=True)
         code = subprocess.run([sys.executable, str(HERE / script)]).returncode
         if code:        # its own error line is above
-            raise UserInputError(f"{HERE / script}: failed with exit code {code}; the benchmarks after it did not run")
+            rest = f"; not run: {', '.join(SCRIPTS[k + 1:])}" if k + 1 < len(SCRIPTS) else ""
+            raise UserInputError(f"{HERE / script}: failed with exit code {code}{rest}")
 
 
 if __name__ == "__main__":

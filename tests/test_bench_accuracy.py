@@ -59,3 +59,23 @@ def test_steps_flag_fixes_every_models_steps(capsys):
         with pytest.raises(SystemExit) as exit_:
             bench_accuracy.build_parser().parse_args(["--steps", bad])
         assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_forecasting_benchmark_checks_what_it_is_given_before_fitting(tmp_path, monkeypatch, capsys):
+    from benchmarks import bench_extrapolation
+    from common.errors import UserInputError
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before the inputs were checked")
+    monkeypatch.setattr(bench_extrapolation, "fit_params", no_fit)
+    for argv, message in ((["--root_dir", str(tmp_path / "nowhere")], "nowhere: data root not found"),
+                          (["--fit_root", str(tmp_path / "nowhere")], "nowhere: data root not found"),
+                          (["--real_root", str(tmp_path / "nowhere")], "nowhere: data root not found"),
+                          (["--markdown", str(tmp_path)], "--markdown is a folder")):
+        with pytest.raises(UserInputError, match=message):
+            bench_extrapolation.main(argv)
+    assert not (tmp_path / "nowhere").exists()
+    # The real sample is optional: without it (and no other root) there is nothing to fit, and it says so.
+    monkeypatch.setattr(bench_extrapolation, "REAL_SAMPLE", tmp_path / "no_sample")
+    bench_extrapolation.main([])
+    assert "no_sample: no 2 labelled real videos" in capsys.readouterr().out

@@ -204,7 +204,7 @@ def test_hybrid_trains_and_inference_scores_it(root, fit_dir, tiny_unet, tmp_pat
         assert hybrid.shape == (3, 160, 240) and torch.equal(hybrid, physics)
 
 
-def test_a_resumed_run_keeps_its_gate_whatever_the_gate_flags_say(root, fit_dir, tiny_unet, tmp_path):
+def test_a_resumed_run_keeps_its_gate_whatever_the_gate_flags_say(root, fit_dir, tiny_unet, tmp_path, monkeypatch):
     out = tmp_path / "hybrid"
     if not pf.label_dir(root, "train").is_dir():
         make_pseudo_labels(root, "train", tiny_unet, MODEL_FRAMES, progress=False)
@@ -213,6 +213,10 @@ def test_a_resumed_run_keeps_its_gate_whatever_the_gate_flags_say(root, fit_dir,
             *[f"--{k}={v}" for k, v in SMALL.items()]]
     train_mask_hybrid.main([*argv, "--epochs", "1"])
     first = load_model(out / "last.pt", "mask_hybrid").gate.state_dict()
+
+    def refit(*args, **kwargs):
+        raise AssertionError("a resumed run refitted its gate")
+    monkeypatch.setattr(train_mask_hybrid, "fit_gate", refit)
     # Other windows (another feature count) and no gate at all: the run's own gate trains on and is scored.
     train_mask_hybrid.main([*argv, "--epochs", "2", "--resume", "--gate_windows", "3"])
     train_mask_hybrid.main([*argv, "--epochs", "3", "--resume", "--gate_epochs", "0"])
