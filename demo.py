@@ -300,12 +300,12 @@ def run_demo(root: Path, out: Path, profile: Profile = DEMO, seed: int = 0, work
                    f"(wall clock: the numbers depend on the machine)")
     # The videos there, not the profile's counts: a root that already held data was not generated here.
     data = f"{root} (" + ", ".join(f"{len(list_videos(root / s))} {s}" for s in SPLITS) + " videos)"
+    def flags(key: str) -> str:       # a trainer's argv without the data root
+        return " ".join(argvs[key][2:])
     settings = {"data": data, "seed": seed, "training": budget, "torch threads": threads, "quick": quick,
-                **{name: " ".join(argvs[key][2:]) for key, name in (("unet", "U-Net"), ("mask_simvp", "mask SimVP"),
-                                                                    ("mask_hybrid", "mask hybrid"),
-                                                                    ("reconstructor", "reconstructor"))},
-                "segmenter of the reconstructor row": (" ".join(argvs["finetune"][2:]) if "finetune" in argvs
-                                                       else "the U-Net"),
+                "U-Net": flags("unet"), "mask SimVP": flags("mask_simvp"), "mask hybrid": flags("mask_hybrid"),
+                "reconstructor": flags("reconstructor"),
+                "segmenter of the reconstructor row": flags("finetune") if "finetune" in argvs else "the U-Net",
                 "hidden submission": DEFAULT_PREDICTOR}
     print("\n" + write_report(out, results, settings, seconds))
     return results

@@ -31,6 +31,7 @@ from common.io import check_out_file
 from common.metrics import jaccard_index
 from common.paths import REAL_SAMPLE
 from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
+from Data.reading import SplitReader
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
 from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params
 from SSL_convLSTM_Reconstructor.object_gate import apply_gate, gate_rows
@@ -42,7 +43,6 @@ BATCH = 8           # videos per forward pass of the hybrid
 
 def load_masks(root: Path, split: str) -> np.ndarray:
     """(N, 22, H, W) uint8 true masks of a split (DatasetError naming what is missing or malformed)."""
-    from Data.reading import SplitReader
     reader = SplitReader(root, split)
     return np.stack([reader.masks(i) for i in range(len(reader))])
 
@@ -173,9 +173,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Everything named on the command line is checked before the fits, which take minutes.
     if args.markdown is not None:
         check_out_file(args.markdown, "--markdown")
-    from Data.reading import SplitReader
-    for root, splits in ((args.root_dir, ("train", "val")), (args.fit_root, ("train",))):
-        for split in splits if root is not None else ():
+    for root, split in ((args.root_dir, "train"), (args.root_dir, "val"), (args.fit_root, "train")):
+        if root is not None:
             SplitReader(root, split)
     real_root = args.real_root
     if real_root is None and (REAL_SAMPLE / "train").is_dir():

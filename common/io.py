@@ -71,10 +71,7 @@ def check_out_file(path: Path | str, flag: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserInputError(f"{path}: {flag} is a folder, not a file")
-    existing = next(p for p in path.parents if p.exists())
-    if not existing.is_dir():
-        raise UserInputError(f"{path}: {flag} cannot be written ({existing} is a file, not a folder)")
-    check_out_dir(path.parent, flag)
+    check_out_dir(path.parent, f"the folder of {flag}")
     return path
 
 

@@ -37,6 +37,12 @@ def load_model(path: Path | str, kind: str | None = None, device: torch.device |
 
     `kind`: the kind the caller needs; a checkpoint of another kind is refused in one line.
     """
+    return load_checkpointed(path, kind, device)[0]
+
+
+def load_checkpointed(path: Path | str, kind: str | None = None,
+                      device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """`load_model`, with the checkpoint it was rebuilt from (what its trainer stored beside the weights)."""
     ckpt = read_checkpoint(path, TRAIN_COMMANDS.get(kind or "", ""))
     path = resolve_checkpoint(path)
     found = ckpt["kind"]
@@ -44,7 +50,7 @@ def load_model(path: Path | str, kind: str | None = None, device: torch.device |
         raise UserInputError(f"{path}: holds a '{found}' model, expected '{kind}'")
     if found not in MODEL_CLASSES:
         raise UserInputError(f"{path}: holds a '{found}' model; this code builds {sorted(MODEL_CLASSES)}")
-    return rebuild_model(ckpt, MODEL_CLASSES[found], path).to(device)
+    return rebuild_model(ckpt, MODEL_CLASSES[found], path).to(device), ckpt
 
 
 def load_segmenter(path: Path | str, device: torch.device | str = "cpu", precision: str | None = None) -> nn.Module:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.checkpoint import read_checkpoint, resolve_checkpoint
+from common.checkpoint import resolve_checkpoint
 from common.paths import MASK_HYBRID_CHECKPOINTS
-from models import load_extrapolation, load_model
+from models import load_checkpointed, load_extrapolation
 from predictors.base import Batch, FileFlag, Predictor, register
 from predictors.mask_extrapolation import EXTRAPOLATION_FILE, physics_forecast
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams
@@ -21,11 +21,12 @@ from SSL_convLSTM_Reconstructor.object_gate import apply_gate, gate_rows
 log = logging.getLogger("inference")
 
 
-def warn_other_fit(path: Path, params: ExtrapolationParams) -> None:
-    """One warning line when the hybrid of `path` learnt to correct the forecasts of another fit
-    than `params`: it still runs (a fit on other videos is a fair test of it), but its network and
-    gate read forecasts and landing points unlike the ones they were trained on."""
-    trained = read_checkpoint(path).get("extrapolation")
+def warn_other_fit(path: Path, ckpt: dict, params: ExtrapolationParams) -> None:
+    """One warning line when the hybrid of checkpoint `ckpt` (read from `path`) learnt to correct
+    the forecasts of another fit than `params`: it still runs (a fit on other videos is a fair test
+    of it), but its network and gate read forecasts and landing points unlike the ones they were
+    trained on."""
+    trained = ckpt.get("extrapolation")
     if trained is None:
         return
     now = params.to_dict()
@@ -48,10 +49,10 @@ class MaskHybridPredictor(Predictor):
 
     def load(self, args: argparse.Namespace, device: torch.device) -> None:
         path = self.files[0].value(args)
-        self.model = load_model(path, "mask_hybrid", device)
+        self.model, ckpt = load_checkpointed(path, "mask_hybrid", device)
         self.params = load_extrapolation(EXTRAPOLATION_FILE.value(args))
         self.device = device
-        warn_other_fit(path, self.params)
+        warn_other_fit(path, ckpt, self.params)
 
     def predict(self, batch: Batch) -> torch.Tensor:
         videos = None

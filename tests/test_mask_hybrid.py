@@ -12,7 +12,7 @@ from common.checkpoint import make_checkpoint
 from common.errors import UserInputError
 from common.io import atomic_write_json
 from Data.reading import DatasetError, SplitReader
-from models import load_model
+from models import load_checkpointed, load_model
 from SSL_convLSTM_Reconstructor import physics_forecasts as pf
 from SSL_convLSTM_Reconstructor import train_mask_hybrid
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask, params_record
@@ -243,10 +243,12 @@ def test_a_hybrid_run_on_another_fit_than_its_own_is_named_in_a_warning(tmp_path
     torch.save(make_checkpoint(model, None, 0, None, extrapolation=PARAMS.to_dict()), tmp_path / "best.pt")
     torch.save(make_checkpoint(model, None, 0, None), tmp_path / "old.pt")
     with caplog.at_level("WARNING"):
-        warn_other_fit(tmp_path, PARAMS)
-        warn_other_fit(tmp_path / "old.pt", replace(PARAMS, window=3))     # no fit recorded: nothing to say
+        _, ckpt = load_checkpointed(tmp_path, "mask_hybrid")
+        warn_other_fit(tmp_path, ckpt, PARAMS)
+        warn_other_fit(tmp_path / "old.pt", load_checkpointed(tmp_path / "old.pt")[1],
+                       replace(PARAMS, window=3))     # no fit recorded: nothing to say
         assert caplog.records == []
-        warn_other_fit(tmp_path, replace(PARAMS, window=3, collide=True))
+        warn_other_fit(tmp_path, ckpt, replace(PARAMS, window=3, collide=True))
     [record] = caplog.records
     assert str(tmp_path / "best.pt") in record.getMessage()
     assert "collide False -> True; " in record.getMessage() and "window 4 -> 3" in record.getMessage()
