@@ -326,3 +326,16 @@ def test_the_gate_refuses_train_labels_of_another_unet(root, monkeypatch):
         train_mask_hybrid.check_gate_labels(root)
     made["val"]["unet_sha1"] = "aa"
     train_mask_hybrid.check_gate_labels(root)
+
+
+def test_the_gate_benchmark_scores_the_gate_after_each_epoch(root, fit_dir, tiny_unet, capsys):
+    from benchmarks.object_gate import main
+    if not pf.label_dir(root, "train").is_dir():        # the gate learns on the train videos' U-Net masks
+        make_pseudo_labels(root, "train", tiny_unet, MODEL_FRAMES, progress=False)
+    rows = main(["--root_dir", str(root), "--extrapolation_dir", str(fit_dir), "--epochs", "1", "3", "--windows", "2"])
+    assert [r["epoch"] for r in rows] == ["oracle", 0, 1, 3]
+    oracle, untrained = rows[0], rows[1]
+    # the untrained gate keeps every object: the physics forecast, which the oracle's picks cannot lose to
+    assert untrained["moved"] == untrained["left_out"] == 0 and untrained["val_jaccard"] <= oracle["val_jaccard"]
+    assert rows[-1]["train_loss"] < rows[2]["train_loss"]
+    assert "candidates: the fit's window 4, then [2]" in capsys.readouterr().out
