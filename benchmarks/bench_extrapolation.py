@@ -69,13 +69,17 @@ def corrected(masks: np.ndarray, physics: np.ndarray, hybrid: torch.nn.Module,
     return preds.numpy()
 
 
+def leave_one_out_fits(masks: np.ndarray, workers: int) -> list[ExtrapolationParams]:
+    """Per video of `masks` (N, 22, H, W), the physics fitted on the other videos."""
+    return [fit_params([masks[i] for i in range(len(masks)) if i != k], workers=workers)[0] for k in range(len(masks))]
+
+
 def leave_one_out(real: np.ndarray, workers: int, hybrid: torch.nn.Module | None = None) -> dict[str, float]:
     """Per held-out video: its Jaccard and copy's; then the stacked leave-one-out table."""
     preds, fixed = [], []
     print(f"\nreal, leave-one-out over {len(real)} labelled videos (each forecast with a fit on the others)")
     print(f"{'held out':>9} {'extrapolation':>14} {'copy mask 10':>13}   fitted on the others")
-    for k in range(len(real)):
-        params, _ = fit_params([real[i] for i in range(len(real)) if i != k], workers=workers)
+    for k, params in enumerate(leave_one_out_fits(real, workers)):
         preds.append(forecast(real[k:k + 1], params)[0])
         print(f"{k:>9} {jaccard(preds[-1][None], real[k:k + 1]):>14.4f} "
               f"{jaccard(real[k:k + 1, NUM_INPUT_FRAMES - 1], real[k:k + 1]):>13.4f}   "

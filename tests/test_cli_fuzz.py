@@ -40,6 +40,7 @@ SCRIPTS = {
     "benchmarks/bench_reconstructor.py": ("benchmarks.bench_reconstructor", ()),
     "benchmarks/bench_extrapolation.py": ("benchmarks.bench_extrapolation", ()),
     "benchmarks/object_gate.py": ("benchmarks.object_gate", ()),
+    "benchmarks/gate_candidates.py": ("benchmarks.gate_candidates", ()),
     "benchmarks/bench_min_area.py": ("benchmarks.bench_min_area", ()),
     "SSL_convLSTM_Reconstructor/fit_extrapolation.py": ("SSL_convLSTM_Reconstructor.fit_extrapolation", ()),
 }

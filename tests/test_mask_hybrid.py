@@ -339,3 +339,27 @@ def test_the_gate_benchmark_scores_the_gate_after_each_epoch(root, fit_dir, tiny
     assert untrained["moved"] == untrained["left_out"] == 0 and untrained["val_jaccard"] <= oracle["val_jaccard"]
     assert rows[-1]["train_loss"] < rows[2]["train_loss"]
     assert "candidates: the fit's window 4, then [2]" in capsys.readouterr().out
+
+
+def test_gate_candidates_compares_each_window_with_the_physics(root, fit_dir, monkeypatch, capsys):
+    from benchmarks import gate_candidates
+    fits = []
+    monkeypatch.setattr(gate_candidates, "leave_one_out_fits",
+                        lambda masks, workers: fits.append(len(masks)) or [PARAMS] * len(masks))
+    # The fake root's labelled train videos stand in for the real ones; window 4 is the fit's own.
+    out = gate_candidates.main(["--root_dir", str(root), "--extrapolation_dir", str(fit_dir),
+                                "--real_root", str(root), "--windows", "4", "2", "--margin", "0.01"])
+    videos = len(SplitReader(root, "train"))
+    assert fits == [videos]
+    assert {"generated train, true masks", "generated val, true masks", "generated val, the U-Net's masks",
+            "real, true masks, generated fit", "real, true masks, leave-one-out fits"} <= out.keys()
+    for name, s in out.items():
+        assert s["objects"] > 0 and len(s["mean_f"]) == 3, name
+        # the fit's own window as an alternative lands every object where the physics does
+        assert s["mean_f"][1] == s["mean_f"][0] and s["beats"][0] == s["loses"][0] == 0.0, name
+    # the fake squares move in straight lines at constant speed: from true masks the physics lands them
+    assert out["generated val, true masks"]["mean_f"][0] > 0.9
+    assert out["real, true masks, generated fit"] == out["generated train, true masks"]
+    assert "candidates: window 4 (physics), window 4, window 2" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        gate_candidates.build_parser().parse_args(["--root_dir", "r", "--extrapolation_dir", "f", "--windows"])
