@@ -19,8 +19,8 @@ physics-painted object's features that moves it to where another velocity window
 (`gate_windows`) lands it, or leaves it out, when that is predicted to overlap its truth more
 or painting it to cost the Jaccard more than it adds. The gate reads tracks, not tensors, so
 it runs beside the network (`object_gate.apply_gate`, in the predictor, edits the network's
-output where it edits the physics forecast); it is trained apart (`object_gate.train_gate`)
-and frozen here, so the pixel loss never moves it.
+output where it edits the physics forecast; not from true input masks); it is trained apart
+(`object_gate.train_gate`) and frozen here, so the pixel loss never moves it.
 
 The model is pure code; `config` rebuilds it (`MaskHybrid.from_config`).
 """

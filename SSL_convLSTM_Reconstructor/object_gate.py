@@ -23,6 +23,13 @@ The gate's last layer starts at zero with biases at f = 0.98 for the physics and
 others, so an untrained gate keeps the physics forecast. It learns from the train videos' U-Net
 masks against their true frame 21 (`train_gate`), where the U-Net's mistakes are seen beside
 the truth.
+
+So it is a correction of forecasts from a segmenter's masks, and from exact masks (the true masks
+of frames 0..10, `--input_masks true`) the hybrid runs without it. There its moves trade the
+window the fit chose on exact tracks for the habits of the generated ones, and its leave-outs
+answer noise the masks do not have: on videos generated with the real per-shape floor laws, and
+on the real labelled videos, its edits of exact-mask forecasts cost more often than they gain
+(docs/experiments.md, "The gate on exact masks").
 """
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ same videos, so a predictor is never compared on different data.
 Predictors: the registry of predictors/ (listed below), each a row of the results.
 
 With --input_masks true (val or train), the mask predictors read the TRUE masks of frames 0..10
-instead of the U-Net's, no U-Net is loaded, and the reference row is copy_last (the true mask of
-frame 10 as the answer): forecasting error alone, without segmentation error.
+instead of the U-Net's (mask_hybrid without its object gate, which corrects a segmenter's masks),
+no U-Net is loaded, and the reference row is copy_last (the true mask of frame 10 as the answer):
+forecasting error alone, without segmentation error.
 """
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ each video is forecast with parameters fitted on the others, and the stacked pre
 scored once, as the competition does. Generated: parameters fitted on the root's train split
 (timed), scored on its val split, with two ablations of the fitted model (no collisions; no
 friction or drag). `--fit_root` times the fit alone on another root (e.g. 1000 train videos).
-`--hybrid_dir` adds the row of a trained mask hybrid (train_mask_hybrid.py): its correction of
-each forecast above (and its object gate's, if it has one), from the same true masks.
+`--hybrid_dir` adds the row of a trained mask hybrid (train_mask_hybrid.py): its network's
+correction of each forecast above, from the same true masks (from true masks the hybrid runs
+without its object gate, as inference does: the gate learnt from a segmenter's masks).
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ from Data.layout import NUM_CLASSES, NUM_INPUT_FRAMES, TARGET_FRAME
 from Data.reading import SplitReader
 from SSL_convLSTM_Reconstructor.extrapolation import ExtrapolationParams, extrapolate_mask
 from SSL_convLSTM_Reconstructor.extrapolation.fitting import fit_params
-from SSL_convLSTM_Reconstructor.object_gate import apply_gate, gate_rows
 
 
 HYBRID_ROW = "hybrid correction of the fitted extrapolation"
@@ -55,17 +55,13 @@ def forecast(masks: np.ndarray, params: ExtrapolationParams) -> np.ndarray:
     return np.stack([extrapolate_mask(m[:NUM_INPUT_FRAMES], params) for m in masks])
 
 
-def corrected(masks: np.ndarray, physics: np.ndarray, hybrid: torch.nn.Module,
-              params: ExtrapolationParams) -> np.ndarray:
-    """The hybrid's masks of frame 21 (its object gate too, if it has one) from true masks
-    (N, 22, H, W) and their physics forecasts (N, H, W) with `params`."""
+def corrected(masks: np.ndarray, physics: np.ndarray, hybrid: torch.nn.Module) -> np.ndarray:
+    """The hybrid's masks of frame 21 from true masks (N, 22, H, W) and their physics forecasts
+    (N, H, W): its network's, as `Unets/inference.py --input_masks true` runs it."""
     with torch.inference_mode():    # in batches: the 49-class logits take ~100 MB per video
         preds = torch.cat([hybrid(torch.from_numpy(masks[i:i + BATCH, :NUM_INPUT_FRAMES].astype(np.int64)),
                                   torch.from_numpy(physics[i:i + BATCH].astype(np.int64))).argmax(1).to(torch.uint8)
                            for i in range(0, len(masks), BATCH)])
-    if hybrid.gate is not None:
-        videos = [gate_rows(m[:NUM_INPUT_FRAMES], params, windows=hybrid.gate.windows) for m in masks]
-        preds = apply_gate(hybrid.gate, videos, preds)
     return preds.numpy()
 
 
@@ -85,7 +81,7 @@ def leave_one_out(real: np.ndarray, workers: int, hybrid: torch.nn.Module | None
               f"{jaccard(real[k:k + 1, NUM_INPUT_FRAMES - 1], real[k:k + 1]):>13.4f}   "
               f"drag {np.round(params.drag, 3).tolist()}, collide {params.collide}, window {params.window}")
         if hybrid is not None:
-            fixed.append(corrected(real[k:k + 1], preds[-1][None], hybrid, params)[0])
+            fixed.append(corrected(real[k:k + 1], preds[-1][None], hybrid)[0])
             print(f"{'':>9} hybrid {jaccard(fixed[-1][None], real[k:k + 1]):.4f}")
     loo, copy = jaccard(np.stack(preds), real), jaccard(real[:, NUM_INPUT_FRAMES - 1], real)
     params, _ = fit_params(list(real), workers=workers)
@@ -119,7 +115,7 @@ def generated(root: Path, workers: int, hybrid: torch.nn.Module | None = None) -
         scores[name.strip()] = jaccard(preds, val)
         print(f"{name:46s} {scores[name.strip()]:7.4f} {ms:9.1f}")
     if hybrid is not None:
-        scores[HYBRID_ROW] = jaccard(corrected(val, forecast(val, params), hybrid, params), val)
+        scores[HYBRID_ROW] = jaccard(corrected(val, forecast(val, params), hybrid), val)
         print(f"{HYBRID_ROW:46s} {scores[HYBRID_ROW]:7.4f}")
     return scores
 

@@ -46,6 +46,7 @@ class Batch:
 
     `masks_in` (B, 11, H, W) uint8: the true masks of frames 0..10 (`true_masks`), else the
     U-Net's, segmented once for every predictor that reads masks; None when none does.
+    `true_masks` says which.
     """
 
     def __init__(self, items: dict, segmenter: nn.Module | None, seg_batch: int, masks_needed: bool,
@@ -53,6 +54,7 @@ class Batch:
         self.items, self.segmenter, self.seg_batch = items, segmenter, seg_batch
         self.frames: torch.Tensor | None = items.get("inputs")        # (B, 11, 3, H, W) in [0, 1]
         self.masks_in: torch.Tensor | None = None
+        self.true_masks = true_masks
         self._shared: dict = {}
         if true_masks:
             self.masks_in = items["masks_in"].to(torch.uint8)

@@ -1,6 +1,8 @@
 """A network corrects the physics forecast of frame 21, reading the masks of frames 0..10; its
 object gate (when the checkpoint has one) moves each object to the velocity window's landing
-point likeliest to overlap its truth, or leaves it out when none is likely to."""
+point likeliest to overlap its truth, or leaves it out when none is likely to. From true masks
+(`--input_masks true`) the network runs alone: the gate learnt from a segmenter's masks
+(object_gate.py says why)."""
 from __future__ import annotations
 
 import argparse
@@ -55,13 +57,14 @@ class MaskHybridPredictor(Predictor):
         warn_other_fit(path, ckpt, self.params)
 
     def predict(self, batch: Batch) -> torch.Tensor:
+        gate = None if batch.true_masks else self.model.gate
         videos = None
-        if self.model.gate is not None:
+        if gate is not None:
             # The gate's rows come with the physics forecast they were read from, and the batch keeps
             # both: when this row runs before the extrapolation's, the videos are tracked once for
             # the two. After it, the forecast is the extrapolation's and the gate tracks again
             # (~10 ms a video).
-            windows = self.model.gate.windows
+            windows = gate.windows
             videos = batch.shared(("gate_rows", self.params, windows),
                                   lambda: [gate_rows(m, self.params, windows=windows)
                                            for m in batch.masks_in.cpu().numpy()])
@@ -69,4 +72,4 @@ class MaskHybridPredictor(Predictor):
         physics = physics_forecast(batch, self.params)
         logits = self.model(batch.masks_in.long().to(self.device), physics.long().to(self.device))
         preds = logits.argmax(1).to(torch.uint8).cpu()
-        return preds if videos is None else apply_gate(self.model.gate, videos, preds)
+        return preds if videos is None else apply_gate(gate, videos, preds)

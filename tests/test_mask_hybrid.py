@@ -306,16 +306,20 @@ def test_bench_shape_fill_scores_each_ratio_and_refuses_one_below_1(root, fit_di
     assert err.value.code == 2 and "a number >= 1" in capsys.readouterr().err
 
 
-def test_bench_extrapolation_scores_the_hybrid_with_its_gate(root):
+def test_bench_extrapolation_scores_the_hybrids_network_from_true_masks(root):
     from benchmarks.bench_extrapolation import corrected, forecast, load_masks
     masks = load_masks(root, "val")
     physics = forecast(masks, PARAMS)
     torch.manual_seed(0)
     model = MaskHybrid(**SMALL, gate_hidden=8, gate_windows=[2]).eval()
-    assert np.array_equal(corrected(masks, physics, model, PARAMS), physics)    # untrained: the physics
+    assert np.array_equal(corrected(masks, physics, model), physics)            # untrained: the physics
     with torch.no_grad():
-        model.gate.net[-1].bias.fill_(-10.0)                                    # a gate that leaves out everything
-    assert physics.any() and not corrected(masks, physics, model, PARAMS).any()
+        model.gate.net[-1].bias.fill_(-10.0)            # a gate that leaves out everything, not run on true masks
+        model.net.readout.weight.normal_()              # a network that corrects
+    with torch.no_grad():
+        network = model(torch.from_numpy(masks[:, :11].astype(np.int64)),
+                        torch.from_numpy(physics.astype(np.int64))).argmax(1).numpy()
+    assert not np.array_equal(network, physics) and np.array_equal(corrected(masks, physics, model), network)
 
 
 def test_the_gate_refuses_train_labels_of_another_unet(root, monkeypatch):

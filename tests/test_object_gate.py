@@ -80,6 +80,34 @@ def test_an_untrained_gate_keeps_the_physics_and_a_trained_one_moves_or_leaves_o
     assert not apply_gate(gate, [video], preds).any()
 
 
+def test_the_hybrid_predictor_gates_only_a_segmenters_masks():
+    from predictors.base import Batch
+    from predictors.mask_hybrid import MaskHybridPredictor
+    masks = kicked(22)
+    params = flat(window=6)
+    torch.manual_seed(0)
+    model = MaskHybrid(embed_dim=4, hid_s=8, hid_t=16, n_t=1, gate_hidden=8, gate_windows=[2]).eval()
+    with torch.no_grad():
+        model.gate.net[-1].bias.copy_(torch.tensor([0.0, 5.0]))    # a gate that trusts the short window
+    predictor = MaskHybridPredictor()
+    predictor.model, predictor.params, predictor.device = model, params, torch.device("cpu")
+    video = gate_rows(masks[:T_IN], params, windows=(2,))
+    items = {"masks_in": torch.from_numpy(masks[None, :T_IN])}
+    # a segmenter's masks (here the same pixels): the gate moves both discs to window 2's landing points
+    segmented = Batch({}, None, 1, masks_needed=False, true_masks=False)
+    segmented.masks_in = items["masks_in"]
+    assert np.array_equal(predictor.predict(segmented)[0].numpy(), video.edited({9: 1, 30: 1}))
+    assert not np.array_equal(video.edited({9: 1, 30: 1}), video.forecast)
+    # true masks in: the (untrained) network alone, so the physics forecast, even under a gate that
+    # would leave out every object
+    exact = predictor.predict(Batch(items, None, 1, masks_needed=False, true_masks=True))
+    assert np.array_equal(exact[0].numpy(), video.forecast)
+    with torch.no_grad():
+        model.gate.net[-1].bias.fill_(-10.0)
+    exact = predictor.predict(Batch(items, None, 1, masks_needed=False, true_masks=True))
+    assert np.array_equal(exact[0].numpy(), video.forecast) and not predictor.predict(segmented).any()
+
+
 def test_an_object_left_out_shows_what_it_hid():
     masks = np.zeros((22, H, W), np.uint8)
     for t in range(22):
