@@ -80,17 +80,10 @@ def track_objects(masks: np.ndarray, min_area: int = 15, occlusion_ratio: float 
     tracks: dict[int, Track] = {}
     for s, e in zip(starts, ends):
         cid, t = divmod(int(key[s]), T)
-        y, x = ys[s:e], xs[s:e]
-        # Speck removal: keep pixels near the median (the object), drop stray U-Net noise.
-        my, mx = np.median(y), np.median(x)
-        r = 2.0 * np.sqrt(y.size) + 2.0
-        if y.max() - y.min() > 2 * r or x.max() - x.min() > 2 * r:
-            keep = (np.abs(y - my) <= r) & (np.abs(x - mx) <= r)
-            if not keep.any():
-                # Scattered pixels with no blob at their median (e.g. two far-apart specks
-                # of a class the U-Net confuses): no reliable position in this frame.
-                continue
-            y, x = y[keep], x[keep]
+        blob = _despeckled(ys[s:e], xs[s:e])
+        if blob is None:
+            continue
+        y, x = blob
         tr = tracks.get(cid)
         if tr is None:
             tr = tracks[cid] = Track(cid, np.zeros(T, np.int64), np.full(T, np.nan),
@@ -104,20 +97,42 @@ def track_objects(masks: np.ndarray, min_area: int = 15, occlusion_ratio: float 
         tr.pixels[t] = (y, x)
 
     for tr in tracks.values():
-        tr.visible = tr.area >= min_area
-        inside = tr.visible & ~tr.touch.any(axis=1)
-        area = tr.area.astype(float)
-        if horizon_y is not None:
-            depth = np.where(np.isnan(tr.cy), H, tr.cy) - horizon_y
-            area = area / np.maximum(depth, 1.0) ** 2
-        ref = np.zeros(T)
-        for t in range(T):   # largest fully-inside (normalised) area nearby
-            lo, hi = max(0, t - _AREA_WINDOW), min(T, t + _AREA_WINDOW + 1)
-            a = area[lo:hi][inside[lo:hi]]
-            ref[t] = a.max() if a.size else 0
-        tr.full = inside & (area >= occlusion_ratio * ref)
+        _mark_seen(tr, H, min_area, occlusion_ratio, horizon_y)
         tr.py, tr.px = _tracked_points(tr)
     return tracks
+
+
+def _despeckled(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """One class's pixels in one frame without stray U-Net specks: those near the median (the
+    object) when the pixels spread wider than a blob of their count; None when none are near it."""
+    my, mx = np.median(y), np.median(x)
+    r = 2.0 * np.sqrt(y.size) + 2.0
+    if y.max() - y.min() > 2 * r or x.max() - x.min() > 2 * r:
+        keep = (np.abs(y - my) <= r) & (np.abs(x - mx) <= r)
+        if not keep.any():
+            # Scattered pixels with no blob at their median (e.g. two far-apart specks
+            # of a class the U-Net confuses): no reliable position in this frame.
+            return None
+        y, x = y[keep], x[keep]
+    return y, x
+
+
+def _mark_seen(tr: Track, H: int, min_area: int, occlusion_ratio: float, horizon_y: float | None) -> None:
+    """Set `tr.visible` (at least `min_area` pixels) and `tr.full` (visible, off the image edges
+    and not occluded: its (perspective-normalised) area near the largest fully-inside one nearby)."""
+    T = len(tr.area)
+    tr.visible = tr.area >= min_area
+    inside = tr.visible & ~tr.touch.any(axis=1)
+    area = tr.area.astype(float)
+    if horizon_y is not None:
+        depth = np.where(np.isnan(tr.cy), H, tr.cy) - horizon_y
+        area = area / np.maximum(depth, 1.0) ** 2
+    ref = np.zeros(T)
+    for t in range(T):   # largest fully-inside (normalised) area nearby
+        lo, hi = max(0, t - _AREA_WINDOW), min(T, t + _AREA_WINDOW + 1)
+        a = area[lo:hi][inside[lo:hi]]
+        ref[t] = a.max() if a.size else 0
+    tr.full = inside & (area >= occlusion_ratio * ref)
 
 
 def _tracked_points(tr: Track) -> tuple[np.ndarray, np.ndarray]:
