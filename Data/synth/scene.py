@@ -214,26 +214,7 @@ def _sample_once(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, num
     for i in range(n_in):
         pos[i] = sample_inside()
         placed.append(pos[i])
-    # Without entering objects the first in-view object always moves, so that no video is a still life.
-    for i in range(n_in):
-        if (i > 0 or n_enter > 0) and rng.random() < motion.p_static:
-            continue
-        speed = rng.uniform(*motion.initial_speed)
-        others = [j for j in range(n_in) if j != i]
-        if others and rng.random() < motion.p_aimed:
-            # Aiming at another object is what makes CLEVRER videos full of collisions.
-            d = pos[rng.choice(others)] - pos[i]
-            ang = math.atan2(d[1], d[0]) + rng.normal(0, 0.15)
-        else:
-            ang = rng.uniform(0, 2 * math.pi)
-        vel[i] = speed * np.array([math.cos(ang), math.sin(ang)])
-    if n_in > 0 and rng.random() < cfg.p_leaving:
-        # Send one object fast towards the nearest side so that it leaves the view.
-        i = int(rng.integers(n_in))
-        u, _, _ = camera.project(np.array([*pos[i], r]))
-        side = -1.0 if u < camera.width / 2 else 1.0
-        ang = rng.uniform(-0.6, 0.6)
-        vel[i] = rng.uniform(*motion.initial_speed) * np.array([side * math.cos(ang), math.sin(ang)])
+    _launch_in_view(rng, camera, cfg, motion, pos[:n_in], vel[:n_in], first_moves=n_enter == 0)
 
     targets = list(placed)                  # in-view objects an entering one may be aimed at
     for i in range(n_in, n):
@@ -251,6 +232,34 @@ def _sample_once(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, num
         shape, material, colour = int(c) // 16, (int(c) // 8) % 2, int(c) % 8
         objects.append(SceneObject(shape, material, colour, r, traj[:, i], yaw0[i] + yaw[:, i]))
     return Scene(camera, objects, num_frames)
+
+
+def _launch_in_view(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion: RealMotion,
+                    pos: np.ndarray, vel: np.ndarray, first_moves: bool) -> None:
+    """Set the frame-0 velocities `vel` (in place) of the in-view objects at `pos`: each at rest
+    with the fitted share, else launched at the fitted speed, aimed at another object with the
+    fitted share; then, in some videos, one sent out of the view. `first_moves`: the first object
+    always moves (a video without entering objects is then no still life)."""
+    n_in = len(pos)
+    for i in range(n_in):
+        if (i > 0 or not first_moves) and rng.random() < motion.p_static:
+            continue
+        speed = rng.uniform(*motion.initial_speed)
+        others = [j for j in range(n_in) if j != i]
+        if others and rng.random() < motion.p_aimed:
+            # Aiming at another object is what makes CLEVRER videos full of collisions.
+            d = pos[rng.choice(others)] - pos[i]
+            ang = math.atan2(d[1], d[0]) + rng.normal(0, 0.15)
+        else:
+            ang = rng.uniform(0, 2 * math.pi)
+        vel[i] = speed * np.array([math.cos(ang), math.sin(ang)])
+    if n_in > 0 and rng.random() < cfg.p_leaving:
+        # Send one object fast towards the nearest side so that it leaves the view.
+        i = int(rng.integers(n_in))
+        u, _, _ = camera.project(np.array([*pos[i], cfg.size]))
+        side = -1.0 if u < camera.width / 2 else 1.0
+        ang = rng.uniform(-0.6, 0.6)
+        vel[i] = rng.uniform(*motion.initial_speed) * np.array([side * math.cos(ang), math.sin(ang)])
 
 
 def _entering(rng: np.random.Generator, camera: Camera, cfg: SceneConfig, motion: RealMotion, shape: int,
