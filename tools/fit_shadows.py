@@ -108,36 +108,26 @@ _SEARCH_LO = np.array([-1e9, 5.0, 0.0, 0.0])
 _SEARCH_HI = np.array([1e9, 85.0, 10.0, 20.0])
 
 
-def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
-                min_step_deg: float = 1.0, grid: bool = True, start: Sequence[tuple[float, ...]] = (),
-                area_lamps: bool = False) -> tuple[dict[str, object], float, float]:
-    """Lamps (azimuth, elevation, strength, blur, area spread) and contact darkening of the floor
-    shadows, fitted to every `stride`-th frame.
+def _pick_lamps(basis: ShadowBasis, lamps: list[tuple], n_lamps: int) -> list[tuple]:
+    """`lamps` topped up to `n_lamps` from the grid, each the one lowering the error most, then
+    each swapped once for the grid lamp that suits the others best."""
+    lamps = list(lamps)
+    candidates = [(az, el, b, 0.0) for az in _GRID_AZIMUTHS for el in _GRID_ELEVATIONS for b in _GRID_BLURS]
+    for _ in tqdm(range(n_lamps - len(lamps)), desc="picking lamps", unit="lamp"):
+        lamps.append(min((c for c in candidates if c not in lamps), key=lambda c: basis.solve(lamps + [c])[0]))
+    # One pass of swaps: a faint lamp picked late can be worth more than an early pick
+    # that the later ones made redundant (the real long soft shadow is such a faint lamp).
+    for i in tqdm(range(len(lamps)), desc="swapping lamps", unit="lamp"):
+        others = lamps[:i] + lamps[i + 1:]
+        lamps[i] = min((c for c in candidates if c not in others),
+                       key=lambda c: basis.solve(others[:i] + [c] + others[i:])[0])
+    return lamps
 
-    Lamps are picked one at a time from a grid of point lamps (directions and blurs), each the
-    one that lowers the error most with the lamps already picked, then each is swapped for the
-    grid lamp that suits the others best (`grid=False` skips this and starts from `start`); a
-    pattern search then moves every lamp's direction and blur (and, with `area_lamps`, its spread)
-    until the angle step falls below `min_step_deg`. On the real frames spread buys almost
-    nothing (floor rms 1.585 -> 1.58) for 4x the rendering cost per lamp, so it is off by
-    default. Strengths are solved for at every step (`ShadowBasis.solve`). Returns the
-    parameters (for the lighting file) and the rms of the renderer's shadows before and after,
-    on all frames.
-    """
-    renderer = render.Renderer(noise=0.0)
-    basis = ShadowBasis(frames[::stride], renderer)
-    lamps = [tuple(lamp) + (0.0,) * (4 - len(lamp)) for lamp in start]
-    if grid:
-        candidates = [(az, el, b, 0.0) for az in _GRID_AZIMUTHS for el in _GRID_ELEVATIONS for b in _GRID_BLURS]
-        for _ in tqdm(range(n_lamps - len(lamps)), desc="picking lamps", unit="lamp"):
-            lamps.append(min((c for c in candidates if c not in lamps),
-                             key=lambda c: basis.solve(lamps + [c])[0]))
-        # One pass of swaps: a faint lamp picked late can be worth more than an early pick
-        # that the later ones made redundant (the real long soft shadow is such a faint lamp).
-        for i in tqdm(range(len(lamps)), desc="swapping lamps", unit="lamp"):
-            others = lamps[:i] + lamps[i + 1:]
-            lamps[i] = min((c for c in candidates if c not in others),
-                           key=lambda c: basis.solve(others[:i] + [c] + others[i:])[0])
+
+def _search_lamps(basis: ShadowBasis, lamps: list[tuple], min_step_deg: float, area_lamps: bool) -> list[tuple]:
+    """Pattern search from `lamps`: each lamp's direction and blur (and spread, with `area_lamps`)
+    moved a step either way while that lowers the error, the steps halved when nothing does,
+    until the angle step falls below `min_step_deg`."""
     best, _ = basis.solve(lamps)
     steps = np.array([16.0, 8.0, 2.0, 4.0])
     with tqdm(desc="fitting shadows", unit="step") as bar:
@@ -160,6 +150,31 @@ def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
             if not improved:
                 steps[[0, 1, 3]] /= 2
                 steps[2] = max(1.0, steps[2] / 2)          # the blur radius moves in whole pixels
+    return lamps
+
+
+def fit_shadows(frames: list[FittedFrame], n_lamps: int = 4, stride: int = 2,
+                min_step_deg: float = 1.0, grid: bool = True, start: Sequence[tuple[float, ...]] = (),
+                area_lamps: bool = False) -> tuple[dict[str, object], float, float]:
+    """Lamps (azimuth, elevation, strength, blur, area spread) and contact darkening of the floor
+    shadows, fitted to every `stride`-th frame.
+
+    Lamps are picked one at a time from a grid of point lamps (directions and blurs), each the
+    one that lowers the error most with the lamps already picked, then each is swapped for the
+    grid lamp that suits the others best (`grid=False` skips this and starts from `start`); a
+    pattern search then moves every lamp's direction and blur (and, with `area_lamps`, its spread)
+    until the angle step falls below `min_step_deg`. On the real frames spread buys almost
+    nothing (floor rms 1.585 -> 1.58) for 4x the rendering cost per lamp, so it is off by
+    default. Strengths are solved for at every step (`ShadowBasis.solve`). Returns the
+    parameters (for the lighting file) and the rms of the renderer's shadows before and after,
+    on all frames.
+    """
+    renderer = render.Renderer(noise=0.0)
+    basis = ShadowBasis(frames[::stride], renderer)
+    lamps = [tuple(lamp) + (0.0,) * (4 - len(lamp)) for lamp in start]
+    if grid:
+        lamps = _pick_lamps(basis, lamps, n_lamps)
+    lamps = _search_lamps(basis, lamps, min_step_deg, area_lamps)
     _, strengths = basis.solve(lamps)
     order = np.argsort(-strengths[:-1])
     fitted = {"lamps": [{"azimuth_deg": round(float((lamps[i][0] + 180) % 360 - 180), 1),
