@@ -65,6 +65,14 @@ def corrected(masks: np.ndarray, physics: np.ndarray, hybrid: torch.nn.Module) -
     return preds.numpy()
 
 
+def real_root_or_sample(root: Path | None) -> Path | None:
+    """The real labelled videos' root: `root` when given, else the real sample beside the
+    checkout when it is there, else None."""
+    if root is not None:
+        return root
+    return REAL_SAMPLE if (REAL_SAMPLE / "train").is_dir() else None
+
+
 def leave_one_out_fits(masks: np.ndarray, workers: int) -> list[ExtrapolationParams]:
     """Per video of `masks` (N, 22, H, W), the physics fitted on the other videos."""
     return [fit_params([masks[i] for i in range(len(masks)) if i != k], workers=workers)[0] for k in range(len(masks))]
@@ -176,9 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for root, split in ((args.root_dir, "train"), (args.root_dir, "val"), (args.fit_root, "train")):
         if root is not None:
             SplitReader(root, split)
-    real_root = args.real_root
-    if real_root is None and (REAL_SAMPLE / "train").is_dir():
-        real_root = REAL_SAMPLE
+    real_root = real_root_or_sample(args.real_root)
     real = load_masks(real_root, "train") if real_root is not None else np.zeros((0,), np.uint8)
     real_rows, gen_rows = {}, {}
     hybrid = None

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmarks.bench_extrapolation import leave_one_out_fits, load_masks
+from benchmarks.bench_extrapolation import leave_one_out_fits, load_masks, real_root_or_sample
 from common.cli import ArgumentParser, DistinctValues, fraction, int_at_least_two, positive_int
 from common.errors import run_cli
 from common.paths import REAL_SAMPLE
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
     for split in ("train", "val"):
         SplitReader(args.root_dir, split)
     params = load_extrapolation(args.extrapolation_dir)
-    real_root = args.real_root if args.real_root is not None else REAL_SAMPLE if (REAL_SAMPLE / "train").is_dir() else None
+    real_root = real_root_or_sample(args.real_root)
     real = load_masks(real_root, "train") if real_root is not None else None
     sets = {}
     for split in ("train", "val"):
